@@ -1,0 +1,139 @@
+"""The working-day calendar: Chinese statutory holidays and make-up working days (调休).
+
+``chinesecalendar`` covers 2004-2026. Years it does not cover come from a table that an
+administrator loads (``rectiflow calendar load``); a year with neither falls back to
+Monday-Friday, and deadlines counted through it are marked provisional.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import chinese_calendar
+from loguru import logger
+
+
+@lru_cache(maxsize=8192)
+def _statutory(day: dt.date) -> bool | None:
+    try:
+        return bool(chinese_calendar.is_workday(day))
+    except NotImplementedError:  # year outside the package's data
+        return None
+
+
+@dataclass
+class WorkCalendar:
+    """Answers "is this a working day?" from the statutory data plus loaded overrides.
+
+    ``overrides`` maps a date to True (workday) or False (holiday); ``loaded_years`` are the
+    years whose table was loaded, so their other dates follow Monday-Friday without being
+    provisional.
+    """
+
+    overrides: Mapping[dt.date, bool] = field(default_factory=dict)
+    loaded_years: frozenset[int] = frozenset()
+    _warned: set[int] = field(default_factory=set, repr=False)
+
+    def is_workday(self, day: dt.date) -> tuple[bool, bool]:
+        """Return (is working day, provisional)."""
+        if day in self.overrides:
+            return self.overrides[day], False
+        if day.year in self.loaded_years:
+            return day.weekday() < 5, False
+        statutory = _statutory(day)
+        if statutory is not None:
+            return statutory, False
+        if day.year not in self._warned:
+            self._warned.add(day.year)
+            logger.warning(
+                "no holiday data for {year}: counting Monday-Friday, deadlines provisional; "
+                "load the year with `rectiflow calendar load`",
+                year=day.year,
+            )
+        return day.weekday() < 5, True
+
+    def has_data(self, year: int) -> bool:
+        return year in self.loaded_years or _statutory(dt.date(year, 6, 1)) is not None
+
+    def shift_workdays(self, day: dt.date, count: int) -> tuple[dt.date, bool]:
+        """The count-th working day after (count > 0) or before (count < 0) ``day``."""
+        step = dt.timedelta(days=1 if count > 0 else -1)
+        provisional = False
+        remaining = abs(count)
+        while remaining:
+            day += step
+            working, guessed = self.is_workday(day)
+            provisional |= guessed
+            remaining -= working
+        return day, provisional
+
+    def workdays_between(self, start: dt.date, end: dt.date) -> int:
+        """Working days in (start, end]."""
+        count = 0
+        day = start
+        while day < end:
+            day += dt.timedelta(days=1)
+            count += self.is_workday(day)[0]
+        return count
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[tuple[dt.date, bool]]) -> WorkCalendar:
+        overrides = dict(rows)
+        return cls(overrides=overrides, loaded_years=frozenset(d.year for d in overrides))
+
+
+def parse_calendar_file(text: str, filename: str) -> list[tuple[dt.date, bool]]:
+    """Parse a calendar table: CSV lines ``date,kind`` or YAML (a list of {date, kind} or a
+    mapping date: kind), kind being ``holiday`` or ``workday``."""
+    from rectiflow.engine.errors import ValidationError
+
+    rows: list[tuple[int, object, object]] = []
+    if filename.lower().endswith((".yaml", ".yml")):
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise ValidationError(
+                "YAML does not parse", where=f"{filename}:{mark.line + 1 if mark else 1}"
+            ) from None
+        if isinstance(data, dict):
+            data = [{"date": k, "kind": v} for k, v in data.items()]
+        if not isinstance(data, list):
+            raise ValidationError(
+                "expected a list of {date, kind} or a mapping date: kind", where=filename
+            )
+        for i, item in enumerate(data, 1):
+            if not isinstance(item, dict) or "date" not in item or "kind" not in item:
+                raise ValidationError(f"entry {i}: expected keys date and kind", where=filename)
+            rows.append((i, item["date"], item["kind"]))
+    else:
+        import csv
+        import io
+
+        for lineno, fields in enumerate(csv.reader(io.StringIO(text)), 1):
+            if not fields or not "".join(fields).strip() or fields[0].strip().startswith("#"):
+                continue
+            if lineno == 1 and fields[0].strip().lower() == "date":
+                continue  # header
+            if len(fields) < 2:
+                raise ValidationError("expected `date,kind`", where=f"{filename}:{lineno}")
+            rows.append((lineno, fields[0].strip(), fields[1].strip()))
+    days: list[tuple[dt.date, bool]] = []
+    for where, raw_day, raw_kind in rows:
+        loc = f"{filename}:{where}"
+        try:
+            day = raw_day if isinstance(raw_day, dt.date) else dt.date.fromisoformat(str(raw_day))
+        except ValueError:
+            raise ValidationError(f"bad date {raw_day!r} (use YYYY-MM-DD)", where=loc) from None
+        kind = str(raw_kind).strip().lower()
+        if kind not in ("holiday", "workday"):
+            raise ValidationError(f"bad kind {raw_kind!r} (use holiday or workday)", where=loc)
+        days.append((day, kind == "workday"))
+    if not days:
+        raise ValidationError("no dates in the file", where=filename)
+    return days

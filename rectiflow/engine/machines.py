@@ -1,0 +1,91 @@
+"""One cached transitions.Machine per workflow version, fired on a light token.
+
+Cases are never attached to a machine (``add_model`` cost grows with attached models):
+each fire builds a token carrying the case's state, triggers the event on it, and reads the
+new state back. ``auto_transitions=False`` because the ``to_<state>`` helpers skip guards.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transitions import Machine, MachineError, State
+
+from rectiflow.engine import guards
+from rectiflow.engine.errors import TransitionRejected
+from rectiflow.engine.guards import GuardContext
+from rectiflow.engine.spec import WorkflowSpec
+
+_CACHE: dict[tuple[str, int, str], Machine] = {}
+
+
+class _Token:
+    """The light object a machine fires on: only the state attribute."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: str) -> None:
+        self.state = state
+
+
+def _condition(name: str) -> Any:
+    check = guards.REGISTRY[name]
+
+    def condition(event_data: Any) -> bool:
+        ctx: GuardContext = event_data.kwargs["ctx"]
+        reason = check(ctx)
+        if reason is not None:
+            ctx.refusal = reason
+            return False
+        return True
+
+    condition.__name__ = name
+    return condition
+
+
+def machine_for(spec: WorkflowSpec) -> Machine:
+    """The machine of a workflow version, built once (a version is immutable)."""
+    key = (spec.name, spec.version, spec.digest)
+    machine = _CACHE.get(key)
+    if machine is None:
+        machine = Machine(
+            model=None,
+            states=[State(name, final=state.final) for name, state in spec.states.items()],
+            initial=spec.initial,
+            auto_transitions=False,
+            send_event=True,
+            ignore_invalid_triggers=False,
+        )
+        for t in spec.transitions:
+            machine.add_transition(
+                t.trigger, t.source, t.dest, conditions=[_condition(g) for g in t.guards]
+            )
+        _CACHE[key] = machine
+    return machine
+
+
+def fire(spec: WorkflowSpec, trigger: str, ctx: GuardContext) -> str:
+    """Fire ``trigger`` from the case's state; return the destination state."""
+    case = ctx.case
+    event = machine_for(spec).events.get(trigger)
+    if event is None:
+        raise TransitionRejected(
+            case.id, trigger, case.state,
+            f"workflow {spec.name}@{spec.version} has no trigger {trigger!r}",
+        )  # fmt: skip
+    token = _Token(case.state)
+    try:
+        moved = event.trigger(token, ctx=ctx)
+    except MachineError:
+        valid = valid_triggers(spec, case.state)
+        hint = f" (valid now: {', '.join(valid)})" if valid else " (it is a final state)"
+        raise TransitionRejected(
+            case.id, trigger, case.state, f"not valid from state {case.state}{hint}"
+        ) from None
+    if not moved:
+        raise TransitionRejected(case.id, trigger, case.state, ctx.refusal or "a guard refused")
+    return token.state
+
+
+def valid_triggers(spec: WorkflowSpec, state: str) -> list[str]:
+    return [t.trigger for t in spec.transitions if t.source == state]

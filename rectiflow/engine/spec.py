@@ -1,0 +1,387 @@
+"""Workflow definitions as data: the YAML schema, parsed and validated when loaded.
+
+Every refusal names the file, the line and the key, e.g.
+``review.yaml:14: transitions[2].dest: unknown state 'verfy'``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from rectiflow.engine import guards
+from rectiflow.engine.durations import Duration, parse_duration
+from rectiflow.engine.errors import ValidationError
+
+SEVERITIES = ("high", "medium", "low")
+#: The non-transition actions a workflow grants to roles.
+ACTIONS = ("open", "add_measure", "complete_measure", "pause", "note")
+_ACTION_DEFAULTS = {
+    "open": ["reporter", "supervisor"],
+    "add_measure": ["owner"],
+    "complete_measure": ["owner"],
+    "pause": ["supervisor"],
+    "note": ["owner", "head", "supervisor"],
+}
+_REQUIREMENTS = ("comment",)
+
+
+@dataclass(frozen=True)
+class StateSpec:
+    name: str
+    labels: Mapping[str, str]  # lang -> label
+    final: bool = False
+    sla: Mapping[str, Duration] | None = None  # severity -> duration; None = no deadline
+
+    def sla_for(self, severity: str) -> Duration | None:
+        return None if self.sla is None else self.sla[severity]
+
+
+@dataclass(frozen=True)
+class TransitionSpec:
+    trigger: str
+    source: str
+    dest: str
+    roles: tuple[str, ...]
+    guards: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LevelSpec:
+    level: str
+    offset: Duration
+    notify: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WorkflowSpec:
+    name: str
+    version: int
+    title: Mapping[str, str]
+    initial: str
+    roles: tuple[str, ...]
+    states: Mapping[str, StateSpec]
+    transitions: tuple[TransitionSpec, ...]
+    ladder: tuple[LevelSpec, ...]
+    permissions: Mapping[str, tuple[str, ...]]
+    due_state: str | None  # the state whose deadline a case's own `due` replaces
+    source_text: str = field(repr=False, compare=False, default="")
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.source_text.encode()).hexdigest()
+
+    @property
+    def final_states(self) -> tuple[str, ...]:
+        return tuple(name for name, state in self.states.items() if state.final)
+
+    def transition(self, trigger: str, source: str) -> TransitionSpec | None:
+        for t in self.transitions:
+            if t.trigger == trigger and t.source == source:
+                return t
+        return None
+
+    @property
+    def triggers(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(t.trigger for t in self.transitions))
+
+
+# --- YAML with line numbers --------------------------------------------------------------
+
+
+class _Located:
+    """Plain Python data from YAML plus the line of every key path."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.lines: dict[str, int] = {}
+
+    def build(self, node: yaml.Node, path: str) -> Any:
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            result: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                child = f"{path}.{key}" if path else key
+                self.lines[child] = key_node.start_mark.line + 1
+                if key in result:
+                    raise self.error(child, f"key {key!r} given twice")
+                result[key] = self.build(value_node, child)
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
+        return _scalar(node)
+
+    def line(self, path: str) -> int:
+        while path and path not in self.lines:
+            path = path.rsplit(".", 1)[0] if "." in path else path.rsplit("[", 1)[0]
+        return self.lines.get(path, 1)
+
+    def error(self, path: str, message: str) -> ValidationError:
+        return ValidationError(
+            f"{path}: {message}" if path else message,
+            where=f"{self.filename}:{self.line(path)}",
+            key=path,
+        )
+
+
+_SCALARS = yaml.SafeLoader("")
+
+
+def _scalar(node: yaml.Node) -> Any:
+    # Resolve the scalar with SafeLoader's rules (ints, bools, null) without its object graph.
+    return _SCALARS.construct_object(node, deep=True)
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+_TOP_KEYS = {
+    "name", "version", "title", "initial", "roles", "permissions", "states", "transitions",
+    "escalation", "due_state",
+}  # fmt: skip
+_STATE_KEYS = {"en", "zh", "final", "sla"}
+_TRANSITION_KEYS = {"trigger", "source", "dest", "roles", "guards", "requires"}
+_LEVEL_KEYS = {"level", "offset", "notify"}
+
+
+def parse_workflow(text: str, filename: str = "<workflow>") -> WorkflowSpec:
+    """Parse and validate a workflow definition; raise ValidationError naming file:line."""
+    loc = _Located(filename)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ValidationError(
+            f"YAML does not parse: {problem}", where=f"{filename}:{line}"
+        ) from exc
+    if root is None:
+        raise ValidationError("the file is empty", where=f"{filename}:1")
+    data = loc.build(root, "")
+    return _Parser(loc, text).workflow(data)
+
+
+class _Parser:
+    def __init__(self, loc: _Located, text: str) -> None:
+        self.loc = loc
+        self.text = text
+
+    def fail(self, path: str, message: str) -> ValidationError:
+        return self.loc.error(path, message)
+
+    def mapping(self, value: Any, path: str, allowed: set[str]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(path, "expected a mapping")
+        for key in value:
+            if key not in allowed:
+                child = f"{path}.{key}" if path else key
+                raise self.fail(
+                    child, f"unknown key {key!r} (allowed: {', '.join(sorted(allowed))})"
+                )
+        return value
+
+    def required(self, data: dict[str, Any], key: str, path: str) -> Any:
+        if key not in data or data[key] is None:
+            raise self.fail(path, f"missing required key {key!r}")
+        return data[key]
+
+    def name(self, value: Any, path: str) -> str:
+        if not isinstance(value, str) or not value.isidentifier():
+            raise self.fail(path, f"expected a name (letters, digits, _), got {value!r}")
+        return value
+
+    def names(self, value: Any, path: str) -> tuple[str, ...]:
+        items = value if isinstance(value, list) else [value]
+        return tuple(self.name(item, f"{path}[{i}]") for i, item in enumerate(items))
+
+    def duration(self, value: Any, path: str, *, signed: bool = False) -> Duration:
+        try:
+            return parse_duration(value, signed=signed)
+        except ValueError as exc:
+            raise self.fail(path, str(exc)) from None
+
+    def workflow(self, data: Any) -> WorkflowSpec:
+        data = self.mapping(data, "", _TOP_KEYS)
+        name = self.name(self.required(data, "name", ""), "name")
+        version = self.required(data, "version", "")
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise self.fail("version", f"expected a positive integer, got {version!r}")
+        title = self.labels(self.required(data, "title", ""), "title")
+        roles = self.names(self.required(data, "roles", ""), "roles")
+        states = self.states(self.required(data, "states", ""))
+        if "initial" not in data or data["initial"] is None:
+            raise self.fail("", "missing initial state (key 'initial')")
+        initial = self.name(data["initial"], "initial")
+        if initial not in states:
+            raise self.fail("initial", f"unknown state {initial!r}")
+        transitions = self.transitions(self.required(data, "transitions", ""), states, roles)
+        ladder = self.ladder(data.get("escalation") or [], roles)
+        permissions = self.permissions(data.get("permissions") or {}, roles)
+        due_state = data.get("due_state")
+        if due_state is not None and self.name(due_state, "due_state") not in states:
+            raise self.fail("due_state", f"unknown state {due_state!r}")
+        spec = WorkflowSpec(
+            name=name, version=version, title=title, initial=initial, roles=roles,
+            states=states, transitions=transitions, ladder=ladder, permissions=permissions,
+            due_state=due_state, source_text=self.text,
+        )  # fmt: skip
+        self.check_graph(spec)
+        return spec
+
+    def labels(self, value: Any, path: str) -> dict[str, str]:
+        value = self.mapping(value, path, {"en", "zh"})
+        for lang in ("en", "zh"):
+            if not isinstance(value.get(lang), str) or not value[lang].strip():
+                raise self.fail(
+                    f"{path}.{lang}" if lang in value else path, f"missing {lang} label"
+                )
+        return {lang: value[lang] for lang in ("en", "zh")}
+
+    def states(self, value: Any) -> dict[str, StateSpec]:
+        if not isinstance(value, dict) or not value:
+            raise self.fail("states", "expected a mapping of state names")
+        states: dict[str, StateSpec] = {}
+        for name, body in value.items():
+            path = f"states.{name}"
+            self.name(name, path)
+            body = self.mapping(body, path, _STATE_KEYS)
+            labels = self.labels({k: body.get(k) for k in ("en", "zh") if k in body}, path)
+            final = body.get("final", False)
+            if not isinstance(final, bool):
+                raise self.fail(f"{path}.final", f"expected true or false, got {final!r}")
+            sla = None
+            if body.get("sla") is not None:
+                if final:
+                    raise self.fail(f"{path}.sla", "a final state has no SLA")
+                sla = self.sla(body["sla"], f"{path}.sla")
+            states[name] = StateSpec(name=name, labels=labels, final=final, sla=sla)
+        if not any(s.final for s in states.values()):
+            raise self.fail("states", "no final state (mark at least one state `final: true`)")
+        return states
+
+    def sla(self, value: Any, path: str) -> dict[str, Duration]:
+        if isinstance(value, dict):
+            value = self.mapping(value, path, set(SEVERITIES))
+            missing = [s for s in SEVERITIES if s not in value]
+            if missing:
+                raise self.fail(path, f"missing severities: {', '.join(missing)}")
+            return {s: self.duration(value[s], f"{path}.{s}") for s in SEVERITIES}
+        duration = self.duration(value, path)
+        return dict.fromkeys(SEVERITIES, duration)
+
+    def transitions(
+        self, value: Any, states: Mapping[str, StateSpec], roles: tuple[str, ...]
+    ) -> tuple[TransitionSpec, ...]:
+        if not isinstance(value, list) or not value:
+            raise self.fail("transitions", "expected a list of transitions")
+        result: list[TransitionSpec] = []
+        seen: dict[tuple[str, str], str] = {}
+        for i, body in enumerate(value):
+            path = f"transitions[{i}]"
+            body = self.mapping(body, path, _TRANSITION_KEYS)
+            trigger = self.name(self.required(body, "trigger", path), f"{path}.trigger")
+            if trigger in ("open", "pause", "resume", "note") or trigger.startswith("to_"):
+                raise self.fail(f"{path}.trigger", f"trigger name {trigger!r} is reserved")
+            sources = self.names(self.required(body, "source", path), f"{path}.source")
+            dest = self.name(self.required(body, "dest", path), f"{path}.dest")
+            if dest not in states:
+                raise self.fail(f"{path}.dest", f"unknown state {dest!r}")
+            allowed = self.names(self.required(body, "roles", path), f"{path}.roles")
+            for j, role in enumerate(allowed):
+                if role not in roles:
+                    raise self.fail(f"{path}.roles[{j}]", f"unknown role {role!r}")
+            guard_names = self.names(body.get("guards") or [], f"{path}.guards")
+            for j, guard in enumerate(guard_names):
+                if guard not in guards.REGISTRY:
+                    known = ", ".join(sorted(guards.REGISTRY))
+                    raise self.fail(
+                        f"{path}.guards[{j}]", f"unknown guard {guard!r} (known: {known})"
+                    )
+            requires = self.names(body.get("requires") or [], f"{path}.requires")
+            for j, req in enumerate(requires):
+                if req not in _REQUIREMENTS:
+                    raise self.fail(f"{path}.requires[{j}]", f"unknown requirement {req!r}")
+            for j, source in enumerate(sources):
+                source_path = f"{path}.source" if len(sources) == 1 else f"{path}.source[{j}]"
+                if source not in states:
+                    raise self.fail(source_path, f"unknown state {source!r}")
+                if (trigger, source) in seen:
+                    raise self.fail(
+                        f"{path}.trigger",
+                        f"trigger {trigger!r} from state {source!r} already defined at {seen[trigger, source]}",
+                    )
+                seen[trigger, source] = f"line {self.loc.line(path)}"
+                result.append(TransitionSpec(trigger, source, dest, allowed, guard_names, requires))
+        return tuple(result)
+
+    def ladder(self, value: Any, roles: tuple[str, ...]) -> tuple[LevelSpec, ...]:
+        if not isinstance(value, list):
+            raise self.fail("escalation", "expected a list of levels")
+        levels: list[LevelSpec] = []
+        for i, body in enumerate(value):
+            path = f"escalation[{i}]"
+            body = self.mapping(body, path, _LEVEL_KEYS)
+            level = self.name(self.required(body, "level", path), f"{path}.level")
+            if any(existing.level == level for existing in levels):
+                raise self.fail(f"{path}.level", f"level {level!r} defined twice")
+            if "offset" not in body:
+                raise self.fail(path, "missing required key 'offset'")
+            offset = self.duration(body["offset"], f"{path}.offset", signed=True)
+            notify = self.names(self.required(body, "notify", path), f"{path}.notify")
+            for j, role in enumerate(notify):
+                if role not in roles:
+                    raise self.fail(f"{path}.notify[{j}]", f"unknown role {role!r}")
+            levels.append(LevelSpec(level, offset, notify))
+        return tuple(levels)
+
+    def permissions(self, value: Any, roles: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+        value = self.mapping(value, "permissions", set(ACTIONS))
+        result: dict[str, tuple[str, ...]] = {}
+        for action in ACTIONS:
+            path = f"permissions.{action}"
+            if action in value:
+                granted = self.names(value[action], path)
+            else:
+                granted = tuple(r for r in _ACTION_DEFAULTS[action] if r in roles)
+            for j, role in enumerate(granted):
+                if role not in roles:
+                    raise self.fail(f"{path}[{j}]", f"unknown role {role!r}")
+            result[action] = granted
+        return result
+
+    def check_graph(self, spec: WorkflowSpec) -> None:
+        edges: dict[str, set[str]] = {name: set() for name in spec.states}
+        reverse: dict[str, set[str]] = {name: set() for name in spec.states}
+        for t in spec.transitions:
+            edges[t.source].add(t.dest)
+            reverse[t.dest].add(t.source)
+        reachable = _closure(spec.initial, edges)
+        for name in spec.states:
+            if name not in reachable:
+                raise self.fail(
+                    f"states.{name}", f"state {name!r} is unreachable from {spec.initial!r}"
+                )
+        finishing: set[str] = set()
+        for final in spec.final_states:
+            finishing |= _closure(final, reverse)
+        for name in spec.states:
+            if name not in finishing:
+                raise self.fail(f"states.{name}", f"no final state can be reached from {name!r}")
+
+
+def _closure(start: str, edges: Mapping[str, set[str]]) -> set[str]:
+    seen = {start}
+    queue = deque([start])
+    while queue:
+        for nxt in edges[queue.popleft()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                queue.append(nxt)
+    return seen

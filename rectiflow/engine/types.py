@@ -1,0 +1,146 @@
+"""Value types: frozen records that the store returns and the engine reasons about.
+
+All datetimes are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class Light(StrEnum):
+    GREEN = "green"
+    YELLOW = "yellow"
+    RED = "red"
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    code: str
+    name: str
+    parent: str | None
+    path: str  # "/ROOT/CHILD/": an actor bound to a unit acts on every path below it
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    name: str
+    roles: tuple[str, ...]
+    units: tuple[str, ...]  # unit codes; empty = acts everywhere
+    unit_paths: tuple[str, ...]
+
+    def covers(self, unit_path: str) -> bool:
+        return not self.unit_paths or any(unit_path.startswith(p) for p in self.unit_paths)
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    id: int
+    workflow: str
+    workflow_version: int
+    unit: str
+    unit_path: str
+    title: str
+    description: str | None
+    category: str | None
+    source: str | None
+    severity: str
+    state: str
+    version: int
+    created_at: dt.datetime
+    stage_entered_at: dt.datetime
+    due_at: dt.datetime | None  # the current stage deadline
+    due_provisional: bool
+    due: dt.datetime | None  # the case's own rectification deadline, when fixed at opening
+    visit: int  # stage visits so far; a re-entered state is a new visit
+    next_level: int  # index in the ladder of the next level to fire this visit
+    next_escalation_at: dt.datetime | None
+    paused_at: dt.datetime | None
+    pause_credit: int  # paused time granted this visit (working days, days or seconds)
+    history_seq: int
+    last_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Measure:
+    id: int
+    case_id: int
+    text: str
+    owner: str
+    due: dt.datetime | None
+    done_at: dt.datetime | None
+    evidence_path: str | None
+    evidence_sha256: str | None
+
+    @property
+    def done(self) -> bool:
+        return self.done_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    case_id: int
+    seq: int
+    trigger: str
+    source: str | None
+    dest: str
+    actor: str
+    at: dt.datetime
+    comment: str | None
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    case_id: int
+    visit: int
+    state: str
+    level: str
+    due_at: dt.datetime
+    fired_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    id: int
+    case_id: int
+    actor: str
+    at: dt.datetime
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    id: int
+    case_id: int
+    kind: str  # "escalation" or "dispatch"
+    level: str | None
+    role: str
+    created_at: dt.datetime
+    key: str  # unique: the same notification is never written twice
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowRecord:
+    name: str
+    version: int
+    digest: str
+    source_text: str
+    registered_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SweepSummary:
+    cases: int
+    fired: int
+    by_level: dict[str, int]
+    next_due_at: dt.datetime | None

@@ -1,0 +1,553 @@
+"""The SQL store: SQLModel tables, SQLAlchemy Core on the hot path.
+
+SQLite runs in WAL mode; every write transaction starts with ``BEGIN IMMEDIATE`` so two
+processes serialize on the write lock instead of failing when a read turns into a write.
+PostgreSQL holds the case row with ``SELECT ... FOR UPDATE`` and the sweep claims with
+``FOR UPDATE SKIP LOCKED``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import bindparam, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.pool import StaticPool
+
+from rectiflow.engine.errors import ConflictError, NotFound, ValidationError
+from rectiflow.engine.storage import EscalationPlan
+from rectiflow.engine.types import (
+    Actor,
+    Case,
+    Escalation,
+    HistoryEntry,
+    Measure,
+    Note,
+    Notification,
+    Unit,
+    WorkflowRecord,
+)
+from rectiflow.store.tables import (
+    actor_t,
+    actor_unit_t,
+    calendar_t,
+    case_t,
+    escalation_t,
+    history_t,
+    measure_t,
+    metadata,
+    note_t,
+    notification_t,
+    unit_t,
+    workflow_t,
+)
+
+_CASE_COLUMNS = [*case_t.c, unit_t.c.path.label("unit_path")]
+_SELECT_CASE = sa.select(*_CASE_COLUMNS).join(unit_t, unit_t.c.code == case_t.c.unit)
+_CASE_BY_ID = _SELECT_CASE.where(case_t.c.id == bindparam("id"))
+_ACTOR_BY_NAME = (
+    sa.select(actor_t.c.name, actor_t.c.roles, unit_t.c.code, unit_t.c.path)
+    .select_from(actor_t)
+    .outerjoin(actor_unit_t, actor_unit_t.c.actor == actor_t.c.name)
+    .outerjoin(unit_t, unit_t.c.code == actor_unit_t.c.unit)
+    .where(actor_t.c.name == bindparam("name"))
+)
+_MEASURES_OF_CASE = (
+    sa.select(measure_t).where(measure_t.c.case_id == bindparam("case_id")).order_by(measure_t.c.id)
+)
+_INSERT_HISTORY = history_t.insert()
+
+
+def _case(row: Row[Any]) -> Case:
+    return Case(**row._mapping)
+
+
+def _measure(row: Row[Any]) -> Measure:
+    return Measure(**row._mapping)
+
+
+def _actor(rows: Sequence[Row[Any]]) -> Actor | None:
+    if not rows:
+        return None
+    units = tuple(r.code for r in rows if r.code is not None)
+    paths = tuple(r.path for r in rows if r.path is not None)
+    roles = tuple(r for r in rows[0].roles.split(",") if r)
+    return Actor(rows[0].name, roles, units, paths)
+
+
+def _entry_values(entry: HistoryEntry) -> dict[str, Any]:
+    return {
+        "case_id": entry.case_id, "seq": entry.seq, "trigger": entry.trigger,
+        "source": entry.source, "dest": entry.dest, "actor": entry.actor, "at": entry.at,
+        "comment": entry.comment, "prev_hash": entry.prev_hash, "hash": entry.hash,
+    }  # fmt: skip
+
+
+class SqlCaseTx:
+    """One case held for change inside one database transaction."""
+
+    def __init__(self, conn: Connection, case: Case) -> None:
+        self.conn = conn
+        self.case = case
+
+    def actor(self, name: str) -> Actor | None:
+        return _actor(self.conn.execute(_ACTOR_BY_NAME, {"name": name}).all())
+
+    def measures(self) -> list[Measure]:
+        return [
+            _measure(r) for r in self.conn.execute(_MEASURES_OF_CASE, {"case_id": self.case.id})
+        ]
+
+    def update(self, values: dict[str, Any], entry: HistoryEntry | None = None) -> Case:
+        values = {**values, "version": self.case.version + 1}
+        if entry is not None:
+            values["history_seq"] = entry.seq
+            values["last_hash"] = entry.hash
+        stmt = (
+            case_t.update()
+            .where(case_t.c.id == self.case.id, case_t.c.version == self.case.version)
+            .values(**values)
+        )
+        if self.conn.execute(stmt).rowcount != 1:
+            raise ConflictError(self.case.id, self.case.version, None)
+        if entry is not None:
+            self.conn.execute(_INSERT_HISTORY, _entry_values(entry))
+        self.case = _replace(self.case, values)
+        return self.case
+
+    def add_measure(self, text: str, owner: str, due: dt.datetime | None) -> Measure:
+        self.update({})
+        row = self.conn.execute(
+            measure_t.insert()
+            .values(case_id=self.case.id, text=text, owner=owner, due=due)
+            .returning(*measure_t.c)
+        ).one()
+        return _measure(row)
+
+    def complete_measure(
+        self, measure_id: int, done_at: dt.datetime, evidence_path: str | None,
+        evidence_sha256: str | None,
+    ) -> Measure:  # fmt: skip
+        self.update({})
+        row = self.conn.execute(
+            measure_t.update()
+            .where(measure_t.c.id == measure_id, measure_t.c.case_id == self.case.id)
+            .values(done_at=done_at, evidence_path=evidence_path, evidence_sha256=evidence_sha256)
+            .returning(*measure_t.c)
+        ).one_or_none()
+        if row is None:
+            raise NotFound("measure", measure_id)
+        return _measure(row)
+
+    def add_note(self, actor: str, at: dt.datetime, text: str) -> Note:
+        row = self.conn.execute(
+            note_t.insert()
+            .values(case_id=self.case.id, actor=actor, at=at, text=text)
+            .returning(*note_t.c)
+        ).one()
+        return Note(**row._mapping)
+
+
+def _replace(case: Case, fields: dict[str, Any]) -> Case:
+    values = {name: getattr(case, name) for name in Case.__slots__}
+    values.update(fields)
+    return Case(**values)
+
+
+class SqlStore:
+    """The store on SQLite or PostgreSQL through one SQLAlchemy engine."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = sa.engine.make_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+            if self.url.database in (None, "", ":memory:"):
+                kwargs["poolclass"] = StaticPool
+        self.engine = sa.create_engine(self.url, **kwargs)
+        if self.is_sqlite:
+            _configure_sqlite(self.engine)
+        self._insert = sqlite.insert if self.is_sqlite else postgresql.insert
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def create_schema(self) -> None:
+        with self._write() as conn:
+            metadata.create_all(conn)
+
+    # --- transactions ---------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn = conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    # --- units and actors -----------------------------------------------------------------
+
+    def add_unit(self, code: str, name: str, parent: str | None) -> Unit:
+        with self._write() as conn:
+            if conn.execute(sa.select(unit_t.c.code).where(unit_t.c.code == code)).first():
+                raise ValidationError(f"unit {code} already exists")
+            path = f"/{code}/"
+            if parent is not None:
+                parent_path = conn.execute(
+                    sa.select(unit_t.c.path).where(unit_t.c.code == parent)
+                ).scalar()
+                if parent_path is None:
+                    raise NotFound("unit", parent)
+                path = f"{parent_path}{code}/"
+            conn.execute(unit_t.insert().values(code=code, name=name, parent=parent, path=path))
+        return Unit(code, name, parent, path)
+
+    def get_unit(self, code: str) -> Unit | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(unit_t).where(unit_t.c.code == code)).first()
+        return Unit(**row._mapping) if row else None
+
+    def list_units(self) -> list[Unit]:
+        with self._read() as conn:
+            return [
+                Unit(**r._mapping) for r in conn.execute(sa.select(unit_t).order_by(unit_t.c.path))
+            ]
+
+    def add_actor(self, name: str, roles: Sequence[str], units: Sequence[str]) -> Actor:
+        with self._write() as conn:
+            if conn.execute(sa.select(actor_t.c.name).where(actor_t.c.name == name)).first():
+                raise ValidationError(f"actor {name} already exists")
+            for code in units:
+                if not conn.execute(sa.select(unit_t.c.code).where(unit_t.c.code == code)).first():
+                    raise NotFound("unit", code)
+            conn.execute(actor_t.insert().values(name=name, roles=",".join(roles)))
+            for code in dict.fromkeys(units):
+                conn.execute(actor_unit_t.insert().values(actor=name, unit=code))
+            actor = _actor(conn.execute(_ACTOR_BY_NAME, {"name": name}).all())
+        assert actor is not None
+        return actor
+
+    def get_actor(self, name: str) -> Actor | None:
+        with self._read() as conn:
+            return _actor(conn.execute(_ACTOR_BY_NAME, {"name": name}).all())
+
+    def list_actors(self) -> list[Actor]:
+        with self._read() as conn:
+            names = conn.execute(sa.select(actor_t.c.name).order_by(actor_t.c.name)).scalars().all()
+            actors = [_actor(conn.execute(_ACTOR_BY_NAME, {"name": n}).all()) for n in names]
+        return [a for a in actors if a is not None]
+
+    # --- workflows ------------------------------------------------------------------------
+
+    def register_workflow(self, record: WorkflowRecord) -> bool:
+        with self._write() as conn:
+            existing = conn.execute(
+                sa.select(workflow_t.c.digest).where(
+                    workflow_t.c.name == record.name, workflow_t.c.version == record.version
+                )
+            ).scalar()
+            if existing is not None:
+                if existing != record.digest:
+                    raise ValidationError(
+                        f"workflow {record.name}@{record.version} is already registered with "
+                        "different content; a registered version is immutable, give it a new version"
+                    )
+                return False
+            conn.execute(
+                workflow_t.insert().values(
+                    name=record.name,
+                    version=record.version,
+                    digest=record.digest,
+                    source_text=record.source_text,
+                    registered_at=record.registered_at,
+                )  # fmt: skip
+            )
+        return True
+
+    def get_workflow(self, name: str, version: int | None = None) -> WorkflowRecord | None:
+        stmt = sa.select(workflow_t).where(workflow_t.c.name == name)
+        if version is None:
+            stmt = stmt.order_by(workflow_t.c.version.desc()).limit(1)
+        else:
+            stmt = stmt.where(workflow_t.c.version == version)
+        with self._read() as conn:
+            row = conn.execute(stmt).first()
+        return WorkflowRecord(**row._mapping) if row else None
+
+    def list_workflows(self) -> list[WorkflowRecord]:
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(workflow_t).order_by(workflow_t.c.name, workflow_t.c.version)
+            )
+            return [WorkflowRecord(**r._mapping) for r in rows]
+
+    # --- cases ----------------------------------------------------------------------------
+
+    def open_case(self, values: dict[str, Any], first_entry: Callable[[int], HistoryEntry]) -> Case:
+        with self._write() as conn:
+            case_id = conn.execute(
+                case_t.insert().values(**values).returning(case_t.c.id)
+            ).scalar_one()
+            entry = first_entry(case_id)
+            conn.execute(
+                case_t.update()
+                .where(case_t.c.id == case_id)
+                .values(last_hash=entry.hash, history_seq=1)
+            )
+            conn.execute(_INSERT_HISTORY, _entry_values(entry))
+            return _case(conn.execute(_CASE_BY_ID, {"id": case_id}).one())
+
+    def get_case(self, case_id: int) -> Case | None:
+        with self._read() as conn:
+            row = conn.execute(_CASE_BY_ID, {"id": case_id}).first()
+        return _case(row) if row else None
+
+    @contextmanager
+    def case_tx(self, case_id: int) -> Iterator[SqlCaseTx]:
+        stmt = _CASE_BY_ID if self.is_sqlite else _CASE_BY_ID.with_for_update(of=case_t)
+        with self._write() as conn:
+            row = conn.execute(stmt, {"id": case_id}).first()
+            if row is None:
+                raise NotFound("case", case_id)
+            yield SqlCaseTx(conn, _case(row))
+
+    def list_cases(
+        self, *, unit_paths: Sequence[str] | None = None, state: str | None = None,
+        open_only: bool = False, provisional_only: bool = False,
+    ) -> list[Case]:  # fmt: skip
+        stmt = _SELECT_CASE.order_by(case_t.c.id)
+        if unit_paths is not None:
+            stmt = stmt.where(
+                sa.or_(*(unit_t.c.path.startswith(p, autoescape=True) for p in unit_paths))
+            )
+        if state is not None:
+            stmt = stmt.where(case_t.c.state == state)
+        if open_only or provisional_only:
+            stmt = stmt.where(case_t.c.due_at.is_not(None))
+        if provisional_only:
+            stmt = stmt.where(case_t.c.due_provisional.is_(True))
+        with self._read() as conn:
+            return [_case(r) for r in conn.execute(stmt)]
+
+    def iter_case_ids(self) -> Iterator[int]:
+        last = 0
+        while True:
+            with self._read() as conn:
+                ids = (
+                    conn.execute(
+                        sa.select(case_t.c.id)
+                        .where(case_t.c.id > last)
+                        .order_by(case_t.c.id)
+                        .limit(1000)
+                    )
+                    .scalars()
+                    .all()
+                )
+            if not ids:
+                return
+            yield from ids
+            last = ids[-1]
+
+    def get_measure(self, measure_id: int) -> Measure | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(measure_t).where(measure_t.c.id == measure_id)).first()
+        return _measure(row) if row else None
+
+    def list_measures(self, case_id: int) -> list[Measure]:
+        with self._read() as conn:
+            return [_measure(r) for r in conn.execute(_MEASURES_OF_CASE, {"case_id": case_id})]
+
+    def list_history(self, case_id: int) -> list[HistoryEntry]:
+        stmt = sa.select(history_t).where(history_t.c.case_id == case_id).order_by(history_t.c.seq)
+        with self._read() as conn:
+            return [HistoryEntry(**r._mapping) for r in conn.execute(stmt)]
+
+    def list_notes(self, case_id: int) -> list[Note]:
+        stmt = (
+            sa.select(note_t).where(note_t.c.case_id == case_id).order_by(note_t.c.at, note_t.c.id)
+        )
+        with self._read() as conn:
+            return [Note(**r._mapping) for r in conn.execute(stmt)]
+
+    # --- deadlines and escalations --------------------------------------------------------
+
+    def escalate_batch(
+        self, now: dt.datetime, limit: int, plan: Callable[[Case], EscalationPlan | None]
+    ) -> tuple[int, list[Escalation]]:
+        """Claim up to ``limit`` due cases, record their due levels, commit. Returns
+        (cases claimed, escalations newly recorded)."""
+        stmt = (
+            _SELECT_CASE.where(
+                case_t.c.next_escalation_at <= now,
+                case_t.c.paused_at.is_(None),
+            )
+            .order_by(case_t.c.next_escalation_at)
+            .limit(limit)
+        )
+        if not self.is_sqlite:
+            stmt = stmt.with_for_update(of=case_t, skip_locked=True)
+        recorded: list[Escalation] = []
+        with self._write() as conn:
+            rows = conn.execute(stmt).all()
+            for row in rows:
+                case = _case(row)
+                decided = plan(case)
+                if decided is None:
+                    continue
+                for esc in decided.escalations:
+                    inserted = conn.execute(
+                        self._insert(escalation_t)
+                        .values(
+                            case_id=esc.case_id,
+                            visit=esc.visit,
+                            state=esc.state,
+                            level=esc.level,
+                            due_at=esc.due_at,
+                            fired_at=esc.fired_at,
+                        )  # fmt: skip
+                        .on_conflict_do_nothing()
+                    ).rowcount
+                    if inserted:
+                        recorded.append(esc)
+                if decided.notifications:
+                    conn.execute(
+                        self._insert(notification_t).on_conflict_do_nothing(),
+                        [
+                            {"case_id": case.id, "kind": "escalation", "level": level,
+                             "role": role, "created_at": now, "key": key}
+                            for level, role, key in decided.notifications
+                        ],
+                    )  # fmt: skip
+                conn.execute(
+                    case_t.update()
+                    .where(case_t.c.id == case.id, case_t.c.visit == case.visit)
+                    .values(
+                        next_level=decided.next_level, next_escalation_at=decided.next_escalation_at
+                    )
+                )
+        return len(rows), recorded
+
+    def due_cases(self, now: dt.datetime, after_id: int, limit: int) -> list[Case]:
+        stmt = (
+            _SELECT_CASE.where(
+                case_t.c.next_escalation_at <= now,
+                case_t.c.paused_at.is_(None),
+                case_t.c.id > after_id,
+            )
+            .order_by(case_t.c.id)
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return [_case(r) for r in conn.execute(stmt)]
+
+    def next_escalation_at(self) -> dt.datetime | None:
+        stmt = sa.select(sa.func.min(case_t.c.next_escalation_at)).where(
+            case_t.c.paused_at.is_(None)
+        )
+        with self._read() as conn:
+            value = conn.execute(stmt).scalar()
+        if isinstance(value, str):  # min() over the text column bypasses the type decorator
+            return dt.datetime.fromisoformat(value)
+        return value
+
+    def list_escalations(self, case_id: int | None = None) -> list[Escalation]:
+        stmt = sa.select(
+            escalation_t.c.case_id, escalation_t.c.visit, escalation_t.c.state, escalation_t.c.level,
+            escalation_t.c.due_at, escalation_t.c.fired_at,
+        ).order_by(escalation_t.c.id)  # fmt: skip
+        if case_id is not None:
+            stmt = stmt.where(escalation_t.c.case_id == case_id)
+        with self._read() as conn:
+            return [Escalation(**r._mapping) for r in conn.execute(stmt)]
+
+    def add_notifications(
+        self, rows: Iterable[tuple[int, str, str | None, str, str]], at: dt.datetime
+    ) -> int:
+        values = [
+            {"case_id": c, "kind": kind, "level": level, "role": role, "key": key, "created_at": at}
+            for c, kind, level, role, key in rows
+        ]
+        if not values:
+            return 0
+        with self._write() as conn:
+            return conn.execute(
+                self._insert(notification_t).on_conflict_do_nothing(), values
+            ).rowcount
+
+    def list_notifications(
+        self, case_id: int | None = None, kind: str | None = None
+    ) -> list[Notification]:
+        stmt = sa.select(
+            notification_t.c.id, notification_t.c.case_id, notification_t.c.kind,
+            notification_t.c.level, notification_t.c.role, notification_t.c.created_at,
+            notification_t.c.key,
+        ).order_by(notification_t.c.id)  # fmt: skip
+        if case_id is not None:
+            stmt = stmt.where(notification_t.c.case_id == case_id)
+        if kind is not None:
+            stmt = stmt.where(notification_t.c.kind == kind)
+        with self._read() as conn:
+            return [Notification(**r._mapping) for r in conn.execute(stmt)]
+
+    def cases_without_note_since(self, since: dt.datetime, after_id: int, limit: int) -> list[Case]:
+        noted = sa.select(note_t.c.id).where(note_t.c.case_id == case_t.c.id, note_t.c.at >= since)
+        stmt = (
+            _SELECT_CASE.where(
+                case_t.c.due_at.is_not(None), case_t.c.id > after_id, ~sa.exists(noted)
+            )
+            .order_by(case_t.c.id)
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return [_case(r) for r in conn.execute(stmt)]
+
+    # --- calendar -------------------------------------------------------------------------
+
+    def load_calendar(self, days: Iterable[tuple[dt.date, bool]]) -> int:
+        values = [{"day": d, "workday": w} for d, w in days]
+        if not values:
+            return 0
+        with self._write() as conn:
+            stmt = self._insert(calendar_t)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[calendar_t.c.day], set_={"workday": stmt.excluded.workday}
+            )
+            conn.execute(stmt, values)
+        return len(values)
+
+    def calendar_days(self) -> list[tuple[dt.date, bool]]:
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(calendar_t.c.day, calendar_t.c.workday).order_by(calendar_t.c.day)
+            )
+            return [(r.day, bool(r.workday)) for r in rows]
+
+
+def _configure_sqlite(engine: sa.Engine) -> None:
+    """WAL, a busy timeout, foreign keys; and transactions begun by us, not by pysqlite."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (below)
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))

@@ -1,0 +1,193 @@
+"""The SQLModel tables. Times are UTC; see ``UTCDateTime`` for how each backend keeps them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes: ``timestamptz`` on PostgreSQL, ISO-8601 text on SQLite.
+
+    SQLite's own DateTime type parses with a regular expression, which cost more than the
+    rest of a transition; ``fromisoformat`` is C and sorts the same way as the text.
+    """
+
+    impl = sa.types.String(32)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.types.String(32))
+        return dialect.type_descriptor(sa.types.DateTime(timezone=True))
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: rectiflow stores aware UTC times")
+        value = value.astimezone(dt.UTC)
+        return value.isoformat() if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return dt.datetime.fromisoformat(value)
+        return value.astimezone(dt.UTC)
+
+
+def _time(**kw: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kw)
+
+
+class UnitRow(SQLModel, table=True):
+    __tablename__ = "unit"
+    code: str = Field(primary_key=True, max_length=64)
+    name: str
+    parent: str | None = Field(default=None, foreign_key="unit.code")
+    path: str = Field(index=True)
+
+
+class ActorRow(SQLModel, table=True):
+    __tablename__ = "actor"
+    name: str = Field(primary_key=True, max_length=128)
+    roles: str  # comma-separated role names
+
+
+class ActorUnitRow(SQLModel, table=True):
+    __tablename__ = "actor_unit"
+    actor: str = Field(primary_key=True, foreign_key="actor.name")
+    unit: str = Field(primary_key=True, foreign_key="unit.code")
+
+
+class WorkflowRow(SQLModel, table=True):
+    __tablename__ = "workflow"
+    name: str = Field(primary_key=True, max_length=64)
+    version: int = Field(primary_key=True)
+    digest: str = Field(max_length=64)
+    source_text: str
+    registered_at: dt.datetime = _time()
+
+
+class CaseRow(SQLModel, table=True):
+    __tablename__ = "rcase"  # "case" is a reserved word in SQL
+    __table_args__ = (
+        sa.ForeignKeyConstraint(
+            ["workflow", "workflow_version"], ["workflow.name", "workflow.version"]
+        ),
+        sa.Index("ix_rcase_next_escalation_at", "next_escalation_at"),
+        sa.Index("ix_rcase_unit_state", "unit", "state"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    workflow: str
+    workflow_version: int
+    unit: str = Field(foreign_key="unit.code")
+    title: str
+    description: str | None = None
+    category: str | None = None
+    source: str | None = None
+    severity: str = Field(max_length=8)
+    state: str = Field(max_length=64)
+    version: int
+    created_at: dt.datetime = _time()
+    stage_entered_at: dt.datetime = _time()
+    due_at: dt.datetime | None = _time(default=None)
+    due_provisional: bool = False
+    due: dt.datetime | None = _time(default=None)
+    visit: int = 1
+    next_level: int = 0
+    next_escalation_at: dt.datetime | None = _time(default=None)
+    paused_at: dt.datetime | None = _time(default=None)
+    pause_credit: int = 0
+    history_seq: int = 0
+    last_hash: str = Field(max_length=64)
+
+
+class MeasureRow(SQLModel, table=True):
+    __tablename__ = "measure"
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="rcase.id", index=True)
+    text: str
+    owner: str
+    due: dt.datetime | None = _time(default=None)
+    done_at: dt.datetime | None = _time(default=None)
+    evidence_path: str | None = None
+    evidence_sha256: str | None = Field(default=None, max_length=64)
+
+
+class HistoryRow(SQLModel, table=True):
+    """Append-only: rows are inserted with their chain hash and never updated."""
+
+    __tablename__ = "history"
+    case_id: int = Field(foreign_key="rcase.id", primary_key=True)
+    seq: int = Field(primary_key=True)
+    trigger: str
+    source: str | None = None
+    dest: str
+    actor: str
+    at: dt.datetime = _time()
+    comment: str | None = None
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class EscalationRow(SQLModel, table=True):
+    __tablename__ = "escalation"
+    __table_args__ = (
+        sa.UniqueConstraint("case_id", "visit", "level", name="uq_escalation_visit_level"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="rcase.id", index=True)
+    visit: int
+    state: str
+    level: str
+    due_at: dt.datetime = _time()
+    fired_at: dt.datetime = _time()
+
+
+class NotificationRow(SQLModel, table=True):
+    """The outbox: one row per recipient role; delivery channels read it."""
+
+    __tablename__ = "notification"
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="rcase.id", index=True)
+    kind: str = Field(max_length=16)
+    level: str | None = None
+    role: str
+    created_at: dt.datetime = _time()
+    key: str = Field(unique=True, max_length=200)
+    delivered_at: dt.datetime | None = _time(default=None)
+
+
+class NoteRow(SQLModel, table=True):
+    __tablename__ = "note"
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="rcase.id", index=True)
+    actor: str
+    at: dt.datetime = _time(index=True)
+    text: str
+
+
+class CalendarDayRow(SQLModel, table=True):
+    __tablename__ = "calendar_day"
+    day: dt.date = Field(primary_key=True)
+    workday: bool
+
+
+metadata = SQLModel.metadata
+unit_t = UnitRow.__table__
+actor_t = ActorRow.__table__
+actor_unit_t = ActorUnitRow.__table__
+workflow_t = WorkflowRow.__table__
+case_t = CaseRow.__table__
+measure_t = MeasureRow.__table__
+history_t = HistoryRow.__table__
+escalation_t = EscalationRow.__table__
+notification_t = NotificationRow.__table__
+note_t = NoteRow.__table__
+calendar_t = CalendarDayRow.__table__
