@@ -552,9 +552,17 @@ class Engine:
     # --- deadlines, escalations and the calendar -----------------------------------------
 
     def escalate_due(
-        self, now: dt.datetime | None = None, *, batch_size: int = 500, dry_run: bool = False
+        self,
+        now: dt.datetime | None = None,
+        *,
+        batch_size: int = 500,
+        dry_run: bool = False,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> SweepSummary:
-        """Record every ladder level that is due at ``now``, once each, in ladder order."""
+        """Record every ladder level that is due at ``now``, once each, in ladder order.
+
+        Works in batches of ``batch_size`` cases, each its own transaction; ``should_stop``
+        is asked between batches (a daemon told to stop finishes the batch in hand)."""
         now = self._now(now)
         self._rules = None  # another process may have loaded calendar data
         by_level: dict[str, int] = {}
@@ -584,7 +592,7 @@ class Engine:
                     "case {case_id}: escalation {level} (due {due})",
                     case_id=esc.case_id, level=esc.level, due=esc.due_at.isoformat(),
                 )  # fmt: skip
-            if claimed < batch_size:
+            if claimed < batch_size or should_stop():
                 break
         return SweepSummary(cases, fired, by_level, self.store.next_escalation_at())
 
