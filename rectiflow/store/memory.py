@@ -1,0 +1,375 @@
+"""The in-memory store: plain dicts behind one lock, for unit tests and quick experiments.
+
+It behaves like the SQL store (same errors, same ordering, same uniqueness rules) so that
+the engine can be tested without a database. ``case_tx`` holds the lock for the whole block
+and puts back the case's records as they were if the block raises.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import itertools
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from rectiflow.engine.errors import ConflictError, NotFound, ValidationError
+from rectiflow.engine.storage import EscalationPlan
+from rectiflow.engine.types import (
+    Actor,
+    Case,
+    Escalation,
+    HistoryEntry,
+    Measure,
+    Note,
+    Notification,
+    Unit,
+    WorkflowRecord,
+)
+
+# The column defaults of the case table, for values a caller leaves out.
+_CASE_DEFAULTS: dict[str, Any] = {
+    "description": None, "category": None, "source": None, "due_at": None,
+    "due_provisional": False, "due": None, "visit": 1, "next_level": 0,
+    "next_escalation_at": None, "paused_at": None, "pause_credit": 0, "history_seq": 0,
+}  # fmt: skip
+
+
+class MemoryCaseTx:
+    """One case held for change; writes go straight to the store, which undoes them on error."""
+
+    def __init__(self, store: MemoryStore, case: Case) -> None:
+        self.store = store
+        self.case = case
+
+    def actor(self, name: str) -> Actor | None:
+        return self.store.get_actor(name)
+
+    def measures(self) -> list[Measure]:
+        return self.store.list_measures(self.case.id)
+
+    def update(self, values: dict[str, Any], entry: HistoryEntry | None = None) -> Case:
+        stored = self.store._cases[self.case.id]
+        if stored.version != self.case.version:
+            raise ConflictError(self.case.id, self.case.version, None)
+        values = {**values, "version": self.case.version + 1}
+        if entry is not None:
+            values["history_seq"] = entry.seq
+            values["last_hash"] = entry.hash
+        self.case = dataclasses.replace(self.case, **values)
+        self.store._cases[self.case.id] = self.case
+        if entry is not None:
+            self.store._history[self.case.id].append(entry)
+        return self.case
+
+    def add_measure(self, text: str, owner: str, due: dt.datetime | None) -> Measure:
+        self.update({})
+        measure_id = self.store._new_id("measure")
+        measure = Measure(measure_id, self.case.id, text, owner, due, None, None, None)
+        self.store._measures[measure.id] = measure
+        return measure
+
+    def complete_measure(
+        self, measure_id: int, done_at: dt.datetime, evidence_path: str | None,
+        evidence_sha256: str | None,
+    ) -> Measure:  # fmt: skip
+        self.update({})
+        found = self.store._measures.get(measure_id)
+        if found is None or found.case_id != self.case.id:
+            raise NotFound("measure", measure_id)
+        measure = dataclasses.replace(
+            found, done_at=done_at, evidence_path=evidence_path, evidence_sha256=evidence_sha256
+        )
+        self.store._measures[measure_id] = measure
+        return measure
+
+    def add_note(self, actor: str, at: dt.datetime, text: str) -> Note:
+        note = Note(self.store._new_id("note"), self.case.id, actor, at, text)
+        self.store._notes[self.case.id].append(note)
+        return note
+
+
+class MemoryStore:
+    """The store interface on dicts. One RLock serializes every call, as one database would."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._ids: defaultdict[str, Iterator[int]] = defaultdict(lambda: itertools.count(1))
+        self._units: dict[str, Unit] = {}
+        self._actors: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}  # roles, units
+        self._workflows: dict[tuple[str, int], WorkflowRecord] = {}
+        self._cases: dict[int, Case] = {}
+        self._measures: dict[int, Measure] = {}
+        self._history: dict[int, list[HistoryEntry]] = {}
+        self._notes: dict[int, list[Note]] = {}
+        self._escalations: dict[tuple[int, int, str], Escalation] = {}  # insertion order = id
+        self._notifications: dict[str, Notification] = {}  # by unique key
+        self._calendar: dict[dt.date, bool] = {}
+
+    def _new_id(self, table: str) -> int:
+        return next(self._ids[table])
+
+    def create_schema(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    # --- units and actors -----------------------------------------------------------------
+
+    def add_unit(self, code: str, name: str, parent: str | None) -> Unit:
+        with self._lock:
+            if code in self._units:
+                raise ValidationError(f"unit {code} already exists")
+            path = f"/{code}/"
+            if parent is not None:
+                if parent not in self._units:
+                    raise NotFound("unit", parent)
+                path = f"{self._units[parent].path}{code}/"
+            unit = self._units[code] = Unit(code, name, parent, path)
+            return unit
+
+    def get_unit(self, code: str) -> Unit | None:
+        with self._lock:
+            return self._units.get(code)
+
+    def list_units(self) -> list[Unit]:
+        with self._lock:
+            return sorted(self._units.values(), key=lambda u: u.path)
+
+    def add_actor(self, name: str, roles: Sequence[str], units: Sequence[str]) -> Actor:
+        with self._lock:
+            if name in self._actors:
+                raise ValidationError(f"actor {name} already exists")
+            for code in units:
+                if code not in self._units:
+                    raise NotFound("unit", code)
+            self._actors[name] = (tuple(roles), tuple(dict.fromkeys(units)))
+            actor = self.get_actor(name)
+        assert actor is not None
+        return actor
+
+    def get_actor(self, name: str) -> Actor | None:
+        with self._lock:
+            if name not in self._actors:
+                return None
+            roles, units = self._actors[name]
+            return Actor(name, roles, units, tuple(self._units[u].path for u in units))
+
+    def list_actors(self) -> list[Actor]:
+        with self._lock:
+            return [a for a in map(self.get_actor, sorted(self._actors)) if a is not None]
+
+    # --- workflows ------------------------------------------------------------------------
+
+    def register_workflow(self, record: WorkflowRecord) -> bool:
+        with self._lock:
+            existing = self._workflows.get((record.name, record.version))
+            if existing is not None:
+                if existing.digest != record.digest:
+                    raise ValidationError(
+                        f"workflow {record.name}@{record.version} is already registered with "
+                        "different content; a registered version is immutable, "
+                        "give it a new version"
+                    )
+                return False
+            self._workflows[record.name, record.version] = record
+            return True
+
+    def get_workflow(self, name: str, version: int | None = None) -> WorkflowRecord | None:
+        with self._lock:
+            if version is not None:
+                return self._workflows.get((name, version))
+            versions = [v for (n, v) in self._workflows if n == name]
+            return self._workflows[name, max(versions)] if versions else None
+
+    def list_workflows(self) -> list[WorkflowRecord]:
+        with self._lock:
+            return [self._workflows[key] for key in sorted(self._workflows)]
+
+    # --- cases ----------------------------------------------------------------------------
+
+    def open_case(self, values: dict[str, Any], first_entry: Callable[[int], HistoryEntry]) -> Case:
+        with self._lock:
+            unit = self._units.get(values["unit"])
+            if unit is None:
+                raise NotFound("unit", values["unit"])
+            if (values["workflow"], values["workflow_version"]) not in self._workflows:
+                raise NotFound("workflow", f"{values['workflow']}@{values['workflow_version']}")
+            case_id = self._new_id("case")
+            entry = first_entry(case_id)
+            fields = {**_CASE_DEFAULTS, **values, "last_hash": entry.hash, "history_seq": 1}
+            case = self._cases[case_id] = Case(id=case_id, unit_path=unit.path, **fields)
+            self._history[case_id] = [entry]
+            self._notes[case_id] = []
+            return case
+
+    def get_case(self, case_id: int) -> Case | None:
+        with self._lock:
+            return self._cases.get(case_id)
+
+    @contextmanager
+    def case_tx(self, case_id: int) -> Iterator[MemoryCaseTx]:
+        with self._lock:
+            case = self._cases.get(case_id)
+            if case is None:
+                raise NotFound("case", case_id)
+            # Records a case transaction can touch, kept to put back if the block raises.
+            measures = {m.id: m for m in self._measures.values() if m.case_id == case_id}
+            history_len, notes_len = len(self._history[case_id]), len(self._notes[case_id])
+            try:
+                yield MemoryCaseTx(self, case)
+            except BaseException:
+                self._cases[case_id] = case
+                for measure_id in [m.id for m in self._measures.values() if m.case_id == case_id]:
+                    del self._measures[measure_id]
+                self._measures.update(measures)
+                del self._history[case_id][history_len:]
+                del self._notes[case_id][notes_len:]
+                raise
+
+    def list_cases(
+        self, *, unit_paths: Sequence[str] | None = None, state: str | None = None,
+        open_only: bool = False, provisional_only: bool = False,
+    ) -> list[Case]:  # fmt: skip
+        with self._lock:
+            cases = [self._cases[i] for i in sorted(self._cases)]
+        return [
+            c for c in cases
+            if (unit_paths is None or any(c.unit_path.startswith(p) for p in unit_paths))
+            and (state is None or c.state == state)
+            and (not (open_only or provisional_only) or c.due_at is not None)
+            and (not provisional_only or c.due_provisional)
+        ]  # fmt: skip
+
+    def iter_case_ids(self) -> Iterator[int]:
+        with self._lock:
+            ids = sorted(self._cases)
+        yield from ids
+
+    def get_measure(self, measure_id: int) -> Measure | None:
+        with self._lock:
+            return self._measures.get(measure_id)
+
+    def list_measures(self, case_id: int) -> list[Measure]:
+        with self._lock:
+            return sorted(
+                (m for m in self._measures.values() if m.case_id == case_id), key=lambda m: m.id
+            )
+
+    def list_history(self, case_id: int) -> list[HistoryEntry]:
+        with self._lock:
+            return sorted(self._history.get(case_id, []), key=lambda e: e.seq)
+
+    def list_notes(self, case_id: int) -> list[Note]:
+        with self._lock:
+            return sorted(self._notes.get(case_id, []), key=lambda n: (n.at, n.id))
+
+    # --- deadlines and escalations --------------------------------------------------------
+
+    def _due(self, now: dt.datetime) -> list[Case]:
+        return [
+            c for c in self._cases.values()
+            if c.next_escalation_at is not None and c.next_escalation_at <= now
+            and c.paused_at is None
+        ]  # fmt: skip
+
+    def escalate_batch(
+        self, now: dt.datetime, limit: int, plan: Callable[[Case], EscalationPlan | None]
+    ) -> tuple[int, list[Escalation]]:
+        """Claim up to ``limit`` due cases, record their due levels. Nothing is written unless
+        the whole batch is planned, as the SQL store commits a batch or nothing."""
+        with self._lock:
+            claimed = sorted(self._due(now), key=lambda c: (c.next_escalation_at, c.id))[:limit]
+            escalations: dict[tuple[int, int, str], Escalation] = {}
+            notifications: dict[str, Notification] = {}
+            cases: dict[int, Case] = {}
+            for case in claimed:
+                decided = plan(case)
+                if decided is None:
+                    continue
+                for esc in decided.escalations:
+                    unique = (esc.case_id, esc.visit, esc.level)
+                    if unique not in self._escalations and unique not in escalations:
+                        escalations[unique] = esc
+                for level, role, key in decided.notifications:
+                    if key not in self._notifications and key not in notifications:
+                        notifications[key] = Notification(
+                            0, case.id, "escalation", level, role, now, key
+                        )
+                cases[case.id] = dataclasses.replace(
+                    case, next_level=decided.next_level,
+                    next_escalation_at=decided.next_escalation_at,
+                )  # fmt: skip
+            self._escalations.update(escalations)
+            for row in notifications.values():
+                self._notifications[row.key] = dataclasses.replace(row, id=self._new_id("n"))
+            self._cases.update(cases)
+            return len(claimed), list(escalations.values())
+
+    def due_cases(self, now: dt.datetime, after_id: int, limit: int) -> list[Case]:
+        with self._lock:
+            return sorted((c for c in self._due(now) if c.id > after_id), key=lambda c: c.id)[
+                :limit
+            ]
+
+    def next_escalation_at(self) -> dt.datetime | None:
+        with self._lock:
+            times = [
+                c.next_escalation_at
+                for c in self._cases.values()
+                if c.next_escalation_at is not None and c.paused_at is None
+            ]
+        return min(times, default=None)
+
+    def list_escalations(self, case_id: int | None = None) -> list[Escalation]:
+        with self._lock:
+            rows = list(self._escalations.values())
+        return [e for e in rows if case_id is None or e.case_id == case_id]
+
+    def add_notifications(
+        self, rows: Iterable[tuple[int, str, str | None, str, str]], at: dt.datetime
+    ) -> int:
+        written = 0
+        with self._lock:
+            for case_id, kind, level, role, key in rows:
+                if key not in self._notifications:
+                    self._notifications[key] = Notification(
+                        self._new_id("n"), case_id, kind, level, role, at, key
+                    )
+                    written += 1
+        return written
+
+    def list_notifications(
+        self, case_id: int | None = None, kind: str | None = None
+    ) -> list[Notification]:
+        with self._lock:
+            rows = sorted(self._notifications.values(), key=lambda n: n.id)
+        return [
+            n for n in rows
+            if (case_id is None or n.case_id == case_id) and (kind is None or n.kind == kind)
+        ]  # fmt: skip
+
+    def cases_without_note_since(self, since: dt.datetime, after_id: int, limit: int) -> list[Case]:
+        with self._lock:
+            found = [
+                self._cases[i] for i in sorted(self._cases)
+                if i > after_id and self._cases[i].due_at is not None
+                and not any(n.at >= since for n in self._notes[i])
+            ]  # fmt: skip
+        return found[:limit]
+
+    # --- calendar -------------------------------------------------------------------------
+
+    def load_calendar(self, days: Iterable[tuple[dt.date, bool]]) -> int:
+        rows = list(days)
+        with self._lock:
+            self._calendar.update(rows)
+        return len(rows)
+
+    def calendar_days(self) -> list[tuple[dt.date, bool]]:
+        with self._lock:
+            return sorted(self._calendar.items())
