@@ -108,6 +108,10 @@ class Engine:
             registered.append(self._record(spec))
         return registered
 
+    def schema_revision(self) -> tuple[str | None, str]:
+        """(the database's schema revision or None, the newest revision this code knows)."""
+        return self.store.schema_revision()
+
     def _now(self, now: dt.datetime | None) -> dt.datetime:
         if now is None:
             return self.clock()

@@ -32,6 +32,7 @@ from rectiflow.engine.types import (
     Unit,
     WorkflowRecord,
 )
+from rectiflow.store import migrate
 from rectiflow.store.tables import (
     actor_t,
     actor_unit_t,
@@ -40,7 +41,6 @@ from rectiflow.store.tables import (
     escalation_t,
     history_t,
     measure_t,
-    metadata,
     note_t,
     notification_t,
     unit_t,
@@ -178,9 +178,14 @@ class SqlStore:
     def close(self) -> None:
         self.engine.dispose()
 
-    def create_schema(self) -> None:
+    def create_schema(self, revision: str = "head") -> None:
         with self._write() as conn:
-            metadata.create_all(conn)
+            migrate.upgrade(conn, revision)
+
+    def schema_revision(self) -> tuple[str | None, str]:
+        """(the database's revision, the newest this code knows)."""
+        with self._read() as conn:
+            return migrate.current(conn), migrate.head()
 
     # --- transactions ---------------------------------------------------------------------
 
