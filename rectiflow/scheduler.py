@@ -111,19 +111,26 @@ class Scheduler:
             summary = self.engine.escalate_due(
                 now, batch_size=self.batch_size, should_stop=self.stopping.is_set
             )
-        except DBAPIError as exc:  # unreachable or locked database: back off, don't crash
+        except Exception as exc:
+            # An unreachable or locked database is retried with backoff; so is anything
+            # else, logged with its traceback: a daemon that stops sweeping is worse.
             self._failures += 1
             delay = min(self.max_interval, 2.0 ** min(self._failures, 6))
-            logger.bind(action="sweep").warning(
-                "sweep failed ({error}); retrying in {delay:.0f}s (attempt {n})",
-                error=str(exc.orig or exc).splitlines()[0], delay=delay, n=self._failures,
-            )  # fmt: skip
+            log = logger.bind(action="sweep")
+            if isinstance(exc, DBAPIError):
+                error = str(exc.orig or exc).splitlines()[0]
+                log.warning("sweep failed ({error}); retrying in {delay:.0f}s (attempt {n})",
+                            error=error, delay=delay, n=self._failures)  # fmt: skip
+            else:
+                log.exception("sweep failed; retrying in {delay:.0f}s", delay=delay)
             self._schedule_sweep(now + dt.timedelta(seconds=delay))
             return
         self._failures = 0
         if summary.fired:
             logger.bind(action="sweep").info(
-                "sweep: {fired} escalations on {cases} cases", fired=summary.fired, cases=summary.cases
+                "sweep: {fired} escalations on {cases} cases",
+                fired=summary.fired,
+                cases=summary.cases,
             )
         self._schedule_sweep(self._next_run(now, summary.next_due_at))
 
