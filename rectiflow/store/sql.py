@@ -179,8 +179,25 @@ class SqlStore:
         self.engine.dispose()
 
     def create_schema(self, revision: str = "head") -> None:
-        with self._write() as conn:
-            migrate.upgrade(conn, revision)
+        if not self.is_sqlite:
+            with self._write() as conn:
+                migrate.upgrade(conn, revision)
+            return
+        # SQLite alters a table by copying it, and dropping the old copy would trip the
+        # foreign keys of the rows that point at it: switch them off around the migration
+        # (only possible outside a transaction) and check them before turning them back on.
+        with self.engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            raw.execute("PRAGMA foreign_keys=OFF")
+            try:
+                with conn.execution_options(sqlite_begin="BEGIN IMMEDIATE").begin():
+                    migrate.upgrade(conn, revision)
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").first()
+                    if broken is not None:
+                        raise RuntimeError(f"migration broke a foreign key: {tuple(broken)}")
+            finally:
+                raw.execute("PRAGMA foreign_keys=ON")
 
     def schema_revision(self) -> tuple[str | None, str]:
         """(the database's revision, the newest this code knows)."""
