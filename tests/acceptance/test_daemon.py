@@ -1,0 +1,205 @@
+"""The daemon as a subprocess, on a workflow whose SLAs are seconds.
+
+These are the only tests that wait on the clock: levels must appear within 2 s of their
+due time, a ``kill -9`` and a restart must neither lose nor repeat an escalation, and
+SIGTERM must end the daemon (exit 0) within 5 s.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from rectiflow import Engine
+
+LEVELS = ["remind", "warn", "supervise", "notify_public", "accountability"]
+
+FAST_WORKFLOW = """\
+name: fast
+version: 1
+title: {en: Rectification on a clock of seconds, zh: 秒级整改}
+initial: identify
+roles: [reporter, owner, head, supervisor]
+states:
+  identify: {en: Identify, zh: 问题识别, sla: 4s}
+  closed: {en: Closed, zh: 已销号, final: true}
+transitions:
+  - {trigger: close, source: identify, dest: closed, roles: [supervisor]}
+escalation:
+  - {level: remind, offset: -2s, notify: [owner]}
+  - {level: warn, offset: 0, notify: [owner, head]}
+  - {level: supervise, offset: +1s, notify: [supervisor]}
+  - {level: notify_public, offset: +2s, notify: [supervisor]}
+  - {level: accountability, offset: +3s, notify: [supervisor]}
+"""
+
+
+def rectiflow(*args: str, db: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "rectiflow", "--db", db, *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    if check and done.returncode != 0:
+        raise AssertionError(f"rectiflow {' '.join(args)} exited {done.returncode}: {done.stderr}")
+    return done
+
+
+class Daemon:
+    """A `rectiflow daemon` subprocess with its log in a file."""
+
+    def __init__(self, db: str, log: Path) -> None:
+        self.log = log
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rectiflow", "--db", db, "daemon", "--log-json"],
+            stdout=subprocess.DEVNULL, stderr=log.open("ab"),
+        )  # fmt: skip
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[str]:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    workflow = tmp_path / "fast.yaml"
+    workflow.write_text(FAST_WORKFLOW, "utf-8")
+    rectiflow("init", db=url)
+    rectiflow("workflow", "add", str(workflow), db=url)
+    with Engine(url) as engine:
+        engine.add_unit("HRB", "哈尔滨市")
+        engine.add_actor("督办员", roles=["supervisor"])
+    yield url
+
+
+@pytest.fixture
+def daemons(tmp_path: Path) -> Iterator[Callable[[str], Daemon]]:
+    started: list[Daemon] = []
+
+    def start(url: str) -> Daemon:
+        daemon = Daemon(url, tmp_path / f"daemon{len(started)}.log")
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.stop()
+
+
+def open_cases(url: str, count: int) -> list[int]:
+    with Engine(url) as engine:
+        return [
+            engine.open_case("督办员", unit="HRB", title=f"测试问题{i}", workflow="fast").id
+            for i in range(count)
+        ]
+
+
+def recorded(url: str) -> list[tuple[int, str, dt.datetime, dt.datetime]]:
+    with Engine(url) as engine:
+        return [(e.case_id, e.level, e.due_at, e.fired_at) for e in engine.store.list_escalations()]
+
+
+@pytest.mark.slow
+def test_daemon__levels_fire_within_2s_in_order_and_sigterm_exits_0(
+    db: str, daemons: Callable[[str], Daemon]
+) -> None:
+    daemon = daemons(db)
+    time.sleep(1.0)  # the daemon starts with nothing due; cases arrive while it idles
+    cases = open_cases(db, 3)
+    wait_until(lambda: len(recorded(db)) == 3 * len(LEVELS), 20, "every level of 3 cases")
+
+    rows = recorded(db)
+    for case_id in cases:
+        levels = [level for c, level, _, _ in rows if c == case_id]
+        assert levels == LEVELS  # ladder order, each once
+    for _, level, due_at, fired_at in rows:
+        assert due_at <= fired_at < due_at + dt.timedelta(seconds=2), level
+    with Engine(db) as engine:
+        roles = Counter(n.level for n in engine.store.list_notifications(kind="escalation"))
+    assert roles == {
+        "remind": 3,
+        "warn": 6,
+        "supervise": 3,
+        "notify_public": 3,
+        "accountability": 3,
+    }
+
+    started = time.monotonic()
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait(timeout=5) == 0
+    assert time.monotonic() - started < 5
+    assert b"daemon stopped" in daemon.log.read_bytes()
+
+
+@pytest.mark.slow
+def test_daemon__kill_9_and_restart_records_every_level_exactly_once(
+    db: str, daemons: Callable[[str], Daemon]
+) -> None:
+    first = daemons(db)
+    cases = open_cases(db, 40)
+    wait_until(lambda: len(recorded(db)) >= 40, 20, "the first levels")
+    os.kill(first.proc.pid, signal.SIGKILL)
+    first.wait(timeout=5)
+    during_downtime = len(recorded(db))
+    time.sleep(3)  # levels come due while no daemon runs
+
+    daemons(db)
+    wait_until(lambda: len(recorded(db)) == len(cases) * len(LEVELS), 20, "every level")
+    time.sleep(1.5)  # and nothing more arrives afterwards
+    rows = recorded(db)
+    assert during_downtime < len(rows) == len(cases) * len(LEVELS)
+    assert Counter((c, level) for c, level, _, _ in rows) == {
+        (c, level): 1 for c in cases for level in LEVELS
+    }
+    with Engine(db) as engine:
+        keys = [n.key for n in engine.store.list_notifications(kind="escalation")]
+    assert len(keys) == len(set(keys)) == len(cases) * 6
+
+
+@pytest.mark.slow
+def test_daemon__two_daemons_on_one_sqlite_file_record_each_level_once(
+    db: str, daemons: Callable[[str], Daemon]
+) -> None:
+    a, b = daemons(db), daemons(db)
+    cases = open_cases(db, 30)
+    wait_until(lambda: len(recorded(db)) == len(cases) * len(LEVELS), 25, "every level")
+    time.sleep(1.5)
+    assert len(recorded(db)) == len(cases) * len(LEVELS)
+    for daemon in (a, b):
+        daemon.signal(signal.SIGINT)
+        assert daemon.wait(timeout=5) == 0
+
+
+@pytest.mark.slow
+def test_daemon__second_signal_exits_at_once(db: str, daemons: Callable[[str], Daemon]) -> None:
+    daemon = daemons(db)
+    time.sleep(1.0)
+    daemon.signal(signal.SIGTERM)
+    daemon.signal(signal.SIGTERM)
+    code = daemon.wait(timeout=5)
+    assert code in (0, 128 + signal.SIGTERM)
