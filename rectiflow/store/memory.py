@@ -112,6 +112,9 @@ class MemoryStore:
     def _new_id(self, table: str) -> int:
         return next(self._ids[table])
 
+    def schema_revision(self) -> tuple[str | None, str]:
+        return "memory", "memory"  # nothing to migrate: the store lives as long as the process
+
     def create_schema(self) -> None:
         pass
 
