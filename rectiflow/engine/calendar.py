@@ -16,6 +16,9 @@ import chinese_calendar
 from loguru import logger
 
 
+_WARNED_YEARS: set[int] = set()
+
+
 @lru_cache(maxsize=8192)
 def _statutory(day: dt.date) -> bool | None:
     try:
@@ -35,7 +38,6 @@ class WorkCalendar:
 
     overrides: Mapping[dt.date, bool] = field(default_factory=dict)
     loaded_years: frozenset[int] = frozenset()
-    _warned: set[int] = field(default_factory=set, repr=False)
 
     def is_workday(self, day: dt.date) -> tuple[bool, bool]:
         """Return (is working day, provisional)."""
@@ -46,8 +48,8 @@ class WorkCalendar:
         statutory = _statutory(day)
         if statutory is not None:
             return statutory, False
-        if day.year not in self._warned:
-            self._warned.add(day.year)
+        if day.year not in _WARNED_YEARS:  # once per process, not once per sweep
+            _WARNED_YEARS.add(day.year)
             logger.warning(
                 "no holiday data for {year}: counting Monday-Friday, deadlines provisional; "
                 "load the year with `rectiflow calendar load`",
