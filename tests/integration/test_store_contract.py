@@ -1,0 +1,466 @@
+"""The contract suite: the engine and its store behave the same on every backend.
+
+Each test runs on memory, a SQLite file and a real PostgreSQL (fixtures in conftest.py).
+Times are passed explicitly; March 2025 has no public holiday, so working days are
+Monday to Friday there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+from pathlib import Path
+
+import pytest
+from integration_support import PINGPONG, end_of_day, local
+
+from rectiflow import (
+    ConflictError,
+    Engine,
+    NotFound,
+    PermissionDenied,
+    TransitionRejected,
+    ValidationError,
+)
+
+T0 = local(2025, 3, 3)  # a Monday, 09:00 in Shanghai
+
+
+def _open(engine: Engine, unit: str = "CITY1", *, now: dt.datetime = T0, **kw: object) -> int:
+    return engine.open_case("sup", unit=unit, title=f"problem in {unit}", now=now, **kw).id
+
+
+def _footprint(engine: Engine, case_id: int) -> tuple[object, ...]:
+    """Everything a refused call must leave untouched."""
+    return (
+        engine.get_case(case_id),
+        engine.history(case_id),
+        engine.measures(case_id),
+        engine.notes(case_id),
+    )
+
+
+# --- schema, units, actors, workflows ------------------------------------------------------
+
+
+def test_init__idempotent(engine: Engine) -> None:
+    engine.add_unit("HQ", "Headquarters")
+    assert [(w.name, w.version) for w in engine.init()] == [("rectification", 1)]
+    engine.init()
+    assert [(w.name, w.version) for w in engine.list_workflows()] == [("rectification", 1)]
+    assert [u.code for u in engine.list_units()] == ["HQ"]
+
+
+def test_units__tree_with_paths(ledger: Engine) -> None:
+    paths = {u.code: (u.parent, u.path) for u in ledger.list_units()}
+    assert paths == {
+        "PROV": (None, "/PROV/"),
+        "CITY1": ("PROV", "/PROV/CITY1/"),
+        "COUNTY1": ("CITY1", "/PROV/CITY1/COUNTY1/"),
+        "CITY10": ("PROV", "/PROV/CITY10/"),
+        "CITY2": ("PROV", "/PROV/CITY2/"),
+    }
+    with pytest.raises(ValidationError):
+        ledger.add_unit("CITY1", "again", parent="PROV")
+    with pytest.raises(NotFound):
+        ledger.add_unit("TOWN", "Town", parent="NOWHERE")
+
+
+def test_actors__roles_and_units(ledger: Engine) -> None:
+    own = ledger.get_actor("own")
+    assert (own.roles, own.units) == (("owner",), ("CITY1",))
+    assert ledger.get_actor("sup").units == ()
+    assert [a.name for a in ledger.list_actors()] == ["head", "own", "rep", "rev", "sup", "ver"]
+    ledger.add_actor("multi", ["owner", "head"], ["CITY2", "CITY10"])
+    multi = ledger.get_actor("multi")
+    assert set(multi.roles) == {"owner", "head"}
+    assert set(multi.units) == {"CITY2", "CITY10"}
+    with pytest.raises(ValidationError):
+        ledger.add_actor("x", ["astronaut"])
+    with pytest.raises(NotFound):
+        ledger.add_actor("y", ["owner"], ["NOWHERE"])
+    with pytest.raises(ValidationError):
+        ledger.add_actor("own", ["owner"])
+    with pytest.raises(NotFound):
+        ledger.get_actor("nobody")
+
+
+def test_actor_scope__unit_and_descendants_only(ledger: Engine) -> None:
+    in_county = _open(ledger, "COUNTY1")
+    in_city10 = _open(ledger, "CITY10")
+    ledger.add_measure(in_county, "own", "fix it", now=T0)  # CITY1 covers COUNTY1
+    with pytest.raises(PermissionDenied):
+        ledger.add_measure(in_city10, "own", "fix it", now=T0)
+    with pytest.raises(PermissionDenied):  # a reporter of CITY1 cannot open in CITY2
+        ledger.open_case("rep", unit="CITY2", title="t", now=T0)
+    assert ledger.open_case("rep", unit="COUNTY1", title="t", now=T0).unit == "COUNTY1"
+
+
+def test_register_workflow__same_content_accepted(engine: Engine) -> None:
+    first = engine.register_workflow(PINGPONG, "pingpong.yaml")
+    again = engine.register_workflow(PINGPONG, "pingpong.yaml")
+    assert (again.name, again.version, again.digest) == (first.name, first.version, first.digest)
+    records = [(w.name, w.version) for w in engine.list_workflows()]
+    assert records == [("pingpong", 1), ("rectification", 1)]
+
+
+def test_register_workflow__changed_content_refused(engine: Engine) -> None:
+    engine.register_workflow(PINGPONG, "pingpong.yaml")
+    changed = PINGPONG.replace("title: {en: Ping-pong", "title: {en: Table tennis")
+    with pytest.raises(ValidationError, match="immutable"):
+        engine.register_workflow(changed, "pingpong.yaml")
+    assert engine.workflow("pingpong", 1).title["en"] == "Ping-pong"
+    bumped = engine.register_workflow(changed.replace("version: 1", "version: 2"), "v2.yaml")
+    assert engine.workflow("pingpong").version == bumped.version == 2
+
+
+# --- cases ----------------------------------------------------------------------------------
+
+
+def test_open_case__initial_state_deadline_and_history(ledger: Engine) -> None:
+    case = ledger.open_case(
+        "rep", unit="CITY1", title="  slow approvals ", severity="high", category="service",
+        source="audit", description="three weeks per permit", now=T0,
+    )  # fmt: skip
+    assert (case.state, case.version, case.workflow, case.workflow_version) == (
+        "identify", 1, "rectification", 1,
+    )  # fmt: skip
+    assert (case.title, case.severity, case.category, case.source) == (
+        "slow approvals", "high", "service", "audit",
+    )  # fmt: skip
+    assert case.due_at == end_of_day(2025, 3, 10)  # 5 working days after Monday 3 March
+    assert case.due_provisional is False
+    assert case.next_escalation_at == end_of_day(2025, 3, 5)  # remind: 3 working days before
+    assert ledger.get_case(case.id) == case
+    [entry] = ledger.history(case.id)
+    assert (entry.seq, entry.trigger, entry.source, entry.dest, entry.actor) == (
+        1, "open", None, "identify", "rep",
+    )  # fmt: skip
+
+
+def test_open_case__refusals(ledger: Engine) -> None:
+    with pytest.raises(PermissionDenied):
+        ledger.open_case("own", unit="CITY1", title="t", now=T0)
+    with pytest.raises(PermissionDenied):
+        ledger.open_case("nobody", unit="CITY1", title="t", now=T0)
+    with pytest.raises(NotFound):
+        ledger.open_case("sup", unit="NOWHERE", title="t", now=T0)
+    with pytest.raises(ValidationError):
+        ledger.open_case("sup", unit="CITY1", title="t", severity="urgent", now=T0)
+    with pytest.raises(NotFound):
+        ledger.open_case("sup", unit="CITY1", title="t", workflow="nope", now=T0)
+    with pytest.raises(NotFound):
+        ledger.get_case(12345)
+    assert ledger.list_cases() == []
+
+
+def test_lifecycle__identify_to_closed(ledger: Engine, tmp_path: Path) -> None:
+    case_id = ledger.open_case("rep", unit="COUNTY1", title="queues", now=T0).id
+    confirmed = ledger.fire(case_id, "confirm", "sup", expect_version=1, now=local(2025, 3, 4))
+    assert confirmed.state == "plan"
+    with pytest.raises(TransitionRejected, match="no measure"):
+        ledger.fire(case_id, "approve_plan", "rev", now=local(2025, 3, 5))
+    first = ledger.add_measure(case_id, "own", "open a second window", due=dt.date(2025, 4, 30),
+                               now=local(2025, 3, 5))  # fmt: skip
+    second = ledger.add_measure(case_id, "own", "publish waiting times", now=local(2025, 3, 5))
+    assert first.due == end_of_day(2025, 4, 30)
+    assert ledger.fire(case_id, "approve_plan", "rev", now=local(2025, 3, 6)).state == "rectify"
+
+    evidence = tmp_path / "window.jpg"
+    evidence.write_bytes(b"\xff\xd8 photo of the new window")
+    done = ledger.complete_measure(first.id, "own", evidence=evidence, now=local(2025, 3, 20))
+    assert done.evidence_sha256 == hashlib.sha256(evidence.read_bytes()).hexdigest()
+    assert done.evidence_path == str(evidence.resolve())
+    assert done.done_at == local(2025, 3, 20)
+    with pytest.raises(TransitionRejected, match=f"measure {second.id} is not done"):
+        ledger.fire(case_id, "submit", "own", now=local(2025, 3, 21))
+    ledger.complete_measure(second.id, "own", now=local(2025, 3, 21))
+    assert ledger.fire(case_id, "submit", "own", now=local(2025, 3, 24)).state == "verify"
+    with pytest.raises(TransitionRejected, match="comment"):
+        ledger.fire(case_id, "reject", "ver", now=local(2025, 3, 25))
+    rejected = ledger.fire(case_id, "reject", "ver", comment="queues still long",
+                           now=local(2025, 3, 25))  # fmt: skip
+    assert (rejected.state, rejected.visit) == ("rectify", 5)
+    ledger.fire(case_id, "submit", "own", now=local(2025, 3, 27))
+    closed = ledger.fire(case_id, "accept", "ver", now=local(2025, 3, 28))
+    assert (closed.state, closed.due_at, closed.next_escalation_at) == ("closed", None, None)
+
+    entries = ledger.history(case_id)
+    assert [(e.seq, e.trigger, e.source, e.dest) for e in entries] == [
+        (1, "open", None, "identify"),
+        (2, "confirm", "identify", "plan"),
+        (3, "approve_plan", "plan", "rectify"),
+        (4, "submit", "rectify", "verify"),
+        (5, "reject", "verify", "rectify"),
+        (6, "submit", "rectify", "verify"),
+        (7, "accept", "verify", "closed"),
+    ]
+    assert entries[4].comment == "queues still long"
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
+    assert ledger.verify_history(case_id) == 7
+    assert [m.done for m in ledger.measures(case_id)] == [True, True]
+    assert [t.trigger for t in ledger.triggers(case_id, "sup")] == ["reopen"]
+    with pytest.raises(TransitionRejected):
+        ledger.add_measure(case_id, "own", "too late", now=local(2025, 3, 29))
+    view = ledger.case_view(case_id, now=local(2025, 3, 29))
+    assert (view["state"], len(view["history"]), len(view["measures"])) == ("closed", 7, 2)
+
+
+def test_triggers__by_state_role_unit_and_guard(ledger: Engine) -> None:
+    case_id = _open(ledger)
+    assert [t.trigger for t in ledger.triggers(case_id)] == ["confirm", "dismiss"]
+    assert [t.trigger for t in ledger.triggers(case_id, "sup")] == ["confirm", "dismiss"]
+    assert ledger.triggers(case_id, "own") == []
+    ledger.fire(case_id, "confirm", "sup", now=T0)
+    assert ledger.triggers(case_id, "rev") == []  # has_measures fails
+    ledger.add_measure(case_id, "own", "m", now=T0)
+    assert [t.trigger for t in ledger.triggers(case_id, "rev")] == ["approve_plan"]
+
+
+def test_list_cases__by_unit_with_descendants_and_by_state(ledger: Engine) -> None:
+    ids = {unit: _open(ledger, unit) for unit in ("PROV", "CITY1", "COUNTY1", "CITY10", "CITY2")}
+    ledger.fire(ids["COUNTY1"], "confirm", "sup", now=T0)
+    ledger.fire(ids["CITY2"], "confirm", "sup", now=T0)
+
+    def listed(**kw: str) -> list[int]:
+        return [c.id for c in ledger.list_cases(now=T0, **kw)]
+
+    assert listed(unit="CITY1") == [ids["CITY1"], ids["COUNTY1"]]
+    assert listed(unit="PROV") == sorted(ids.values())
+    assert listed(unit="COUNTY1") == [ids["COUNTY1"]]
+    assert listed(state="plan") == [ids["COUNTY1"], ids["CITY2"]]
+    assert listed(unit="CITY1", state="plan") == [ids["COUNTY1"]]
+    assert listed(unit="CITY1", state="closed") == []
+    assert listed() == sorted(ids.values())
+    with pytest.raises(NotFound):
+        ledger.list_cases(unit="NOWHERE")
+
+
+def test_verify_history__all_chains(ledger: Engine) -> None:
+    first, second = _open(ledger), _open(ledger, "CITY2")
+    ledger.fire(first, "confirm", "sup", now=T0)
+    ledger.fire(second, "dismiss", "sup", comment="duplicate of another case", now=T0)
+    assert ledger.verify_history() == 4
+    assert ledger.verify_history(second) == 2
+    with pytest.raises(NotFound):
+        ledger.verify_history(999)
+
+
+# --- refusals write nothing ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("trigger", "actor", "comment", "error"),
+    [
+        ("approve_plan", "rev", None, TransitionRejected),  # not valid from identify
+        ("dismiss", "sup", None, TransitionRejected),  # comment required
+        ("dismiss", "sup", "   ", TransitionRejected),  # a blank comment is no comment
+        ("confirm", "rev", None, PermissionDenied),  # lacks the role
+        ("confirm", "nobody", None, PermissionDenied),  # unknown actor
+        ("no_such_trigger", "sup", None, TransitionRejected),
+    ],
+)
+def test_fire__refused_writes_nothing(
+    ledger: Engine, trigger: str, actor: str, comment: str | None, error: type[Exception]
+) -> None:
+    case_id = _open(ledger)
+    before = _footprint(ledger, case_id)
+    with pytest.raises(error):
+        ledger.fire(case_id, trigger, actor, comment=comment, now=T0)
+    assert _footprint(ledger, case_id) == before
+
+
+def test_fire__outside_actor_units_writes_nothing(ledger: Engine) -> None:
+    ledger.add_actor("sup2", ["supervisor"], ["CITY2"])
+    case_id = _open(ledger, "CITY1")
+    before = _footprint(ledger, case_id)
+    with pytest.raises(PermissionDenied, match="outside"):
+        ledger.fire(case_id, "confirm", "sup2", now=T0)
+    assert _footprint(ledger, case_id) == before
+
+
+def test_fire__guard_refusal_writes_nothing(ledger: Engine) -> None:
+    case_id = _open(ledger)
+    ledger.fire(case_id, "confirm", "sup", now=T0)
+    before = _footprint(ledger, case_id)
+    with pytest.raises(TransitionRejected, match="no measure"):
+        ledger.fire(case_id, "approve_plan", "rev", now=T0)
+    assert _footprint(ledger, case_id) == before
+
+
+def test_fire__stale_expect_version_conflicts(ledger: Engine) -> None:
+    case_id = _open(ledger)
+    ledger.add_measure(case_id, "own", "early measure", now=T0)  # version 1 -> 2
+    before = _footprint(ledger, case_id)
+    with pytest.raises(ConflictError) as raised:
+        ledger.fire(case_id, "confirm", "sup", expect_version=1, now=T0)
+    assert (raised.value.case_id, raised.value.expected, raised.value.actual) == (case_id, 1, 2)
+    with pytest.raises(ConflictError):
+        ledger.add_measure(case_id, "own", "another", expect_version=1, now=T0)
+    assert _footprint(ledger, case_id) == before
+    assert ledger.fire(case_id, "confirm", "sup", expect_version=2, now=T0).version == 3
+
+
+def test_fire__unknown_case(ledger: Engine) -> None:
+    with pytest.raises(NotFound):
+        ledger.fire(4242, "confirm", "sup", now=T0)
+
+
+# --- escalations, pauses, notes ------------------------------------------------------------
+
+
+def test_escalate_due__each_level_once(ledger: Engine) -> None:
+    case_id = _open(ledger)  # identify due Mon 10 March; remind Wed 5 March
+    assert ledger.escalate_due(local(2025, 3, 5, 23, 0)).fired == 0
+    first = ledger.escalate_due(local(2025, 3, 6))
+    assert (first.cases, first.fired, first.by_level) == (1, 1, {"remind": 1})
+    assert first.next_due_at == end_of_day(2025, 3, 10)
+    assert ledger.escalate_due(local(2025, 3, 6)).fired == 0
+
+    late = _open(ledger, "CITY2")  # swept only once it is far overdue: levels in ladder order
+    summary = ledger.escalate_due(local(2025, 3, 18))  # supervise at 10 March + 5wd = 17 March
+    assert summary.by_level == {"remind": 1, "warn": 2, "supervise": 2}
+    again = ledger.escalate_due(local(2025, 3, 18))
+    assert (again.fired, again.by_level) == (0, {})
+
+    escalations = ledger.escalations(case_id)
+    assert [(e.visit, e.state, e.level, e.due_at) for e in escalations] == [
+        (1, "identify", "remind", end_of_day(2025, 3, 5)),
+        (1, "identify", "warn", end_of_day(2025, 3, 10)),
+        (1, "identify", "supervise", end_of_day(2025, 3, 17)),
+    ]
+    assert [e.level for e in ledger.escalations(late)] == ["remind", "warn", "supervise"]
+    outbox = ledger.store.list_notifications(case_id)
+    assert [(n.kind, n.level, n.role) for n in outbox] == [
+        ("escalation", "remind", "owner"),
+        ("escalation", "warn", "owner"),
+        ("escalation", "warn", "head"),
+        ("escalation", "supervise", "supervisor"),
+    ]
+    assert len({n.key for n in ledger.store.list_notifications()}) == 8
+    assert ledger.store.list_notifications(kind="dispatch") == []
+
+    # A new stage is a new visit: its ladder starts again from the first level.
+    moved = ledger.fire(case_id, "confirm", "sup", now=local(2025, 3, 18, 10))
+    assert (moved.next_level, moved.visit) == (0, 2)
+    assert ledger.escalate_due(local(2025, 3, 18, 11)).fired == 0
+    assert ledger.get_case(late).next_level == 3
+
+
+def test_pause_resume__stops_the_clock(ledger: Engine) -> None:
+    case_id = _open(ledger)  # due Mon 10 March
+    with pytest.raises(TransitionRejected, match="comment"):
+        ledger.pause(case_id, "sup", comment=" ", now=local(2025, 3, 4, 10))
+    with pytest.raises(PermissionDenied):
+        ledger.pause(case_id, "own", comment="waiting", now=local(2025, 3, 4, 10))
+    with pytest.raises(TransitionRejected, match="not paused"):
+        ledger.resume(case_id, "sup", now=local(2025, 3, 4, 10))
+    paused = ledger.pause(
+        case_id, "sup", comment="awaiting court ruling", now=local(2025, 3, 4, 10)
+    )
+    assert paused.paused_at == local(2025, 3, 4, 10)
+    with pytest.raises(TransitionRejected, match="already paused"):
+        ledger.pause(case_id, "sup", comment="again", now=local(2025, 3, 4, 11))
+    with pytest.raises(TransitionRejected, match="paused"):
+        ledger.fire(case_id, "confirm", "sup", now=local(2025, 3, 5))
+    assert ledger.triggers(case_id, "sup") == []
+    assert ledger.escalate_due(local(2025, 3, 6, 9)).fired == 0  # remind would be due
+
+    resumed = ledger.resume(case_id, "sup", now=local(2025, 3, 6, 10))
+    # Paused over Wed 5 and Thu 6 March: two working days are given back.
+    assert resumed.paused_at is None
+    assert resumed.due_at == end_of_day(2025, 3, 12)
+    assert resumed.next_escalation_at == end_of_day(2025, 3, 7)
+    assert resumed.state == "identify"
+    assert ledger.escalate_due(local(2025, 3, 6, 11)).fired == 0
+    assert ledger.escalate_due(local(2025, 3, 8)).by_level == {"remind": 1}
+    entries = ledger.history(case_id)
+    assert [(e.trigger, e.source, e.dest, e.comment) for e in entries[1:]] == [
+        ("pause", "identify", "identify", "awaiting court ruling"),
+        ("resume", "identify", "identify", None),
+    ]
+    assert ledger.verify_history(case_id) == 3
+
+
+def test_notes_and_dispatch__once_per_month(ledger: Engine) -> None:
+    noted, silent, dismissed = _open(ledger), _open(ledger), _open(ledger)
+    ledger.fire(dismissed, "dismiss", "sup", comment="not a problem", now=T0)
+    note = ledger.note(noted, "own", "  second window opened ", now=local(2025, 3, 15))
+    assert (note.case_id, note.actor, note.text, note.at) == (
+        noted, "own", "second window opened", local(2025, 3, 15),
+    )  # fmt: skip
+    assert ledger.notes(noted) == [note]
+    with pytest.raises(ValidationError):
+        ledger.note(noted, "own", "  ", now=local(2025, 3, 15))
+    with pytest.raises(PermissionDenied):
+        ledger.note(noted, "rev", "I looked", now=local(2025, 3, 15))
+    with pytest.raises(TransitionRejected):
+        ledger.note(dismissed, "sup", "closed already", now=local(2025, 3, 15))
+
+    assert ledger.dispatch_reminders(local(2025, 3, 20)) == 1
+    assert ledger.dispatch_reminders(local(2025, 3, 28)) == 0
+    assert ledger.dispatch_reminders(local(2025, 4, 2)) == 2  # a new month, no note yet
+    assert ledger.dispatch_reminders(local(2025, 4, 3)) == 0
+    outbox = ledger.store.list_notifications(kind="dispatch")
+    assert [(n.case_id, n.role, n.key) for n in outbox] == [
+        (silent, "owner", f"dispatch:{silent}:2025-03:owner"),
+        (noted, "owner", f"dispatch:{noted}:2025-04:owner"),
+        (silent, "owner", f"dispatch:{silent}:2025-04:owner"),
+    ]
+    assert ledger.dispatch_reminders(local(2025, 4, 3), roles=("owner", "head")) == 2
+
+
+def test_load_calendar__recomputes_provisional_2027(ledger: Engine, tmp_path: Path) -> None:
+    settled = _open(ledger)
+    guessed = _open(ledger, now=local(2027, 1, 4))  # a Monday of a year without holiday data
+    before = ledger.get_case(guessed)
+    assert (before.due_at, before.due_provisional) == (end_of_day(2027, 1, 11), True)
+    table = tmp_path / "2027.csv"
+    table.write_text("# date,kind\n2027-01-01,holiday\n2027-01-05,holiday\n2027-01-06,holiday\n")
+
+    assert ledger.load_calendar(table, now=local(2027, 1, 4, 12)) == 1
+    after = ledger.get_case(guessed)
+    assert (after.due_at, after.due_provisional) == (end_of_day(2027, 1, 13), False)
+    assert after.next_escalation_at == end_of_day(2027, 1, 8)  # 3 working days earlier
+    assert after.version == before.version + 1
+    assert ledger.history(guessed) == ledger.history(guessed)[:1]  # no state change
+    assert ledger.get_case(settled).due_at == end_of_day(2025, 3, 10)
+    days = {day: (working, origin) for day, working, origin in ledger.calendar(2027)}
+    assert days[dt.date(2027, 1, 5)] == (False, "loaded")
+    assert days[dt.date(2027, 1, 7)] == (True, "weekday rule")
+    assert ledger.load_calendar(table, now=local(2027, 1, 4, 13)) == 0
+
+
+def test_datetimes__round_trip_as_aware_utc(ledger: Engine, tmp_path: Path) -> None:
+    opened_at = dt.datetime(2025, 3, 3, 9, 30, 15, 123456, tzinfo=local(2025, 3, 3).tzinfo)
+    case_id = _open(ledger, now=opened_at)
+    ledger.fire(case_id, "confirm", "sup", now=opened_at + dt.timedelta(hours=1))
+    measure = ledger.add_measure(case_id, "own", "m", due=dt.date(2025, 4, 30), now=opened_at)
+    ledger.complete_measure(measure.id, "own", now=opened_at + dt.timedelta(hours=2))
+    ledger.note(case_id, "own", "n", now=opened_at + dt.timedelta(hours=3))
+    ledger.escalate_due(local(2025, 3, 28))
+
+    case = ledger.get_case(case_id)
+    [measure] = ledger.measures(case_id)
+    stamps = [
+        case.created_at, case.stage_entered_at, case.due_at, case.next_escalation_at,
+        measure.due, measure.done_at, ledger.notes(case_id)[0].at,
+        *(e.at for e in ledger.history(case_id)),
+        *(e.due_at for e in ledger.escalations(case_id)),
+        *(e.fired_at for e in ledger.escalations(case_id)),
+        *(n.created_at for n in ledger.store.list_notifications(case_id)),
+    ]  # fmt: skip
+    for stamp in stamps:
+        assert stamp is not None
+        assert stamp.tzinfo is not None
+        assert stamp.utcoffset() == dt.timedelta(0)
+    assert case.created_at == opened_at
+    assert case.created_at.microsecond == 123456
+    assert case.stage_entered_at == opened_at + dt.timedelta(hours=1)
+    assert measure.done_at == opened_at + dt.timedelta(hours=2)
+
+    naive = ledger.open_case(
+        "sup", unit="CITY1", title="naive", now=dt.datetime(2025, 3, 3, 9, 0)
+    )  # a naive time is local time
+    assert ledger.get_case(naive.id).created_at == dt.datetime(2025, 3, 3, 1, 0, tzinfo=dt.UTC)
