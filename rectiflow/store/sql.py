@@ -503,10 +503,10 @@ class SqlStore:
         ]
         if not values:
             return 0
+        # Count the rows RETURNING gives back: psycopg reports rowcount -1 for executemany.
+        stmt = self._insert(notification_t).on_conflict_do_nothing().returning(notification_t.c.id)
         with self._write() as conn:
-            return conn.execute(
-                self._insert(notification_t).on_conflict_do_nothing(), values
-            ).rowcount
+            return len(conn.execute(stmt, values).all())
 
     def list_notifications(
         self, case_id: int | None = None, kind: str | None = None
