@@ -1,0 +1,106 @@
+"""The ``rectiflow`` command: a thin shell over Engine.
+
+Each command receives the opened Engine, calls it, prints and returns; ``main`` is the one
+place that turns errors into a line on stderr and an exit code (see DESIGN.md, Errors).
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Annotated, NoReturn
+
+import typer
+from loguru import logger
+
+from rectiflow.cli import admin, cases
+from rectiflow.cli.common import Settings
+from rectiflow.engine.errors import RectiflowError
+
+app = typer.Typer(
+    name="rectiflow",
+    help=(
+        "Run a problem-list ledger (问题清单台账): cases move identify → plan → rectify → "
+        "verify → closed, with deadlines on the Chinese working calendar and an escalation "
+        "ladder.\n\n"
+        "Try it: rectiflow demo. A ledger of your own: rectiflow init; unit add; actor add "
+        "(roles reporter, owner, head, reviewer, verifier, supervisor).\n\n"
+        "A case from identify to closed: case open (reporter) → case fire ID confirm "
+        "(supervisor) → measure add ID (owner) → case fire ID approve_plan (reviewer) → "
+        "measure done MEASURE_ID (owner) → case fire ID submit (owner) → case fire ID accept "
+        "(verifier). case triggers ID shows what can fire now; case show ID shows the rest.\n\n"
+        "Exit codes: 0 ok, 1 a bug, 2 usage or validation, 3 not found, 4 transition "
+        "rejected, 5 conflict, 6 permission denied, 7 integrity failure."
+    ),
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback(invoke_without_command=True)
+def root(
+    ctx: typer.Context,
+    db: Annotated[
+        str,
+        typer.Option(
+            envvar="RECTIFLOW_DB",
+            metavar="URL",
+            help="Database URL (sqlite:///FILE, postgresql+psycopg://...) or a SQLite file.",
+        ),
+    ] = "rectiflow.db",
+    now: Annotated[
+        str | None,
+        typer.Option(
+            envvar="RECTIFLOW_NOW",
+            metavar="ISO-8601",
+            help="Fix the clock, e.g. 2026-09-28T10:00 (without an offset: local time).",
+        ),
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Log at INFO and show tracebacks.")
+    ] = False,
+) -> None:
+    settings: Settings = ctx.ensure_object(Settings)
+    settings.db, settings.now, settings.debug = db, now, debug
+    logger.remove()
+    logger.add(sys.stderr, level="INFO" if debug else "WARNING", format="{level}: {message}")
+    logger.enable("rectiflow")
+    if ctx.invoked_subcommand is None:  # a bare `rectiflow` shows what it can do
+        print(ctx.get_help())
+        raise typer.Exit(0)
+
+
+admin.register(app)
+cases.register(app)
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Entry point of the console script: run one command and exit with its code."""
+    settings = Settings()
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(
+            args=list(sys.argv[1:] if argv is None else argv), prog_name="rectiflow",
+            standalone_mode=False, obj=settings,
+        )  # fmt: skip
+        code = result if isinstance(result, int) else 0  # an int only comes from typer.Exit
+    except RectiflowError as exc:
+        code = _fail(str(exc), exc.exit_code, settings.debug)
+    except typer.TyperException as exc:  # click's usage errors: bad option, missing argument
+        hint = getattr(getattr(exc, "ctx", None), "command_path", "rectiflow")
+        code = _fail(f"{exc.format_message()} (see `{hint} --help`)", 2, settings.debug)
+    except typer.Abort:
+        code = _fail("aborted", 1, settings.debug)
+    except Exception as exc:
+        code = _fail(f"unexpected {type(exc).__name__}: {exc}", 1, settings.debug)
+    sys.exit(code)
+
+
+def _fail(message: str, code: int, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    first = message.strip().splitlines()[0] if message.strip() else "failed"
+    print(f"error: {first}", file=sys.stderr)
+    return code

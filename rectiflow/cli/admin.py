@@ -1,0 +1,396 @@
+"""Setting a ledger up and keeping it: init, units, actors, workflows, calendar, audit,
+the sweep, the daemon and the demo."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from loguru import logger
+from rich.table import Table
+
+from rectiflow import demo as demo_story
+from rectiflow.app import Engine
+from rectiflow.cli.common import (
+    JsonOption,
+    case_table,
+    cell,
+    console,
+    escalation_table,
+    parse_time,
+    print_json,
+    read_text,
+    split_version,
+    stamp,
+    table,
+    with_engine,
+)
+from rectiflow.engine.errors import UsageError
+from rectiflow.engine.spec import StateSpec, parse_workflow
+
+unit_app = typer.Typer(help="Units (单位): the province, its cities, departments.")
+actor_app = typer.Typer(help="Actors: people with roles, bound to units.")
+workflow_app = typer.Typer(help="Workflow definitions (YAML, versioned).")
+audit_app = typer.Typer(help="Check the tamper-evident history.")
+calendar_app = typer.Typer(help="The working calendar (holidays and 调休 make-up days).")
+
+FileArg = Annotated[Path, typer.Argument(metavar="FILE")]
+WorkflowRef = Annotated[str, typer.Argument(metavar="NAME[@VERSION]")]
+
+
+SETUP, RUN = "Set up a ledger", "Run and check"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo", rich_help_panel="Try it")(demo)
+    app.command("init", rich_help_panel=SETUP)(init)
+    app.add_typer(unit_app, name="unit", rich_help_panel=SETUP)
+    app.add_typer(actor_app, name="actor", rich_help_panel=SETUP)
+    app.add_typer(workflow_app, name="workflow", rich_help_panel=SETUP)
+    app.add_typer(calendar_app, name="calendar", rich_help_panel=SETUP)
+    app.command("escalate", rich_help_panel=RUN)(escalate)
+    app.command("daemon", rich_help_panel=RUN)(daemon)
+    app.add_typer(audit_app, name="audit", rich_help_panel=RUN)
+
+
+@with_engine(create=True)
+def init(engine: Engine) -> None:
+    """Create or upgrade the database and register the shipped workflows (idempotent).
+
+    Example: rectiflow --db ledger.db init
+    """
+    records = engine.init()
+    names = ", ".join(f"{r.name}@{r.version}" for r in records)
+    print(f"database ready: {engine.url} (workflows: {names})")
+
+
+# --- units and actors -----------------------------------------------------------------------
+
+
+@unit_app.command("add")
+@with_engine
+def unit_add(
+    engine: Engine,
+    code: Annotated[str, typer.Argument(help="Short code: letters, digits, - and _.")],
+    name: Annotated[str, typer.Argument(help="Full name, e.g. 哈尔滨市.")],
+    parent: Annotated[str | None, typer.Option(metavar="CODE", help="The parent unit.")] = None,
+) -> None:
+    """Add a unit, optionally below a parent unit.
+
+    Example: rectiflow unit add HRB 哈尔滨市 --parent HLJ
+    """
+    unit = engine.add_unit(code, name, parent)
+    print(f"unit {unit.code} added ({unit.path})")
+
+
+@unit_app.command("list")
+@with_engine
+def unit_list(engine: Engine) -> None:
+    """All units, as a tree by path.
+
+    Example: rectiflow unit list
+    """
+    result = table("code", "name", "parent", "path")
+    for unit in engine.list_units():
+        result.add_row(cell(unit.code), cell(unit.name), cell(unit.parent), cell(unit.path))
+    console.print(result)
+
+
+@actor_app.command("add")
+@with_engine
+def actor_add(
+    engine: Engine,
+    name: Annotated[str, typer.Argument()],
+    role: Annotated[
+        list[str],
+        typer.Option(help="reporter, owner, head, reviewer, verifier or supervisor; repeatable."),
+    ],
+    unit: Annotated[
+        list[str] | None,
+        typer.Option(metavar="CODE", help="Units it acts in (and below); none: everywhere."),
+    ] = None,
+) -> None:
+    """Add an actor with one or more roles.
+
+    Example: rectiflow actor add 李强 --role owner --unit HRB
+    """
+    actor = engine.add_actor(name, role, unit or [])
+    where = ", ".join(actor.units) or "all units"
+    print(f"actor {actor.name} added: {', '.join(actor.roles)} in {where}")
+
+
+@actor_app.command("list")
+@with_engine
+def actor_list(engine: Engine) -> None:
+    """All actors with their roles and units.
+
+    Example: rectiflow actor list
+    """
+    result = table("name", "roles", "units")
+    for actor in engine.list_actors():
+        result.add_row(
+            cell(actor.name), cell(", ".join(actor.roles)), cell(", ".join(actor.units) or "all")
+        )
+    console.print(result)
+
+
+# --- workflows ------------------------------------------------------------------------------
+
+
+@workflow_app.command("list")
+@with_engine
+def workflow_list(engine: Engine) -> None:
+    """The registered workflows and versions.
+
+    Example: rectiflow workflow list
+    """
+    result = table("name", "version", "title", "sha256", "registered")
+    for record in engine.list_workflows():
+        spec = engine.workflow(record.name, record.version)
+        result.add_row(
+            cell(record.name), cell(record.version), cell(" / ".join(spec.title.values())),
+            cell(record.digest[:12]), cell(stamp(record.registered_at, engine)),
+        )  # fmt: skip
+    console.print(result)
+
+
+@workflow_app.command("show")
+@with_engine
+def workflow_show(engine: Engine, ref: WorkflowRef) -> None:
+    """States, transitions, escalation ladder and permissions of a workflow.
+
+    Example: rectiflow workflow show rectification@1
+    """
+    spec = engine.workflow(*split_version(ref))
+    console.print(f"{spec.name}@{spec.version}: {' / '.join(spec.title.values())}", style="bold")
+    states = table("state", "zh", "en", "sla", "final", title="states")
+    for state in spec.states.values():
+        initial = " (initial)" if state.name == spec.initial else ""
+        states.add_row(
+            cell(state.name + initial), cell(state.labels.get("zh")), cell(state.labels.get("en")),
+            cell(_sla(state)), cell("final" if state.final else ""),
+        )  # fmt: skip
+    console.print(states)
+    moves = table("trigger", "from → to", "roles", "guards", "requires", title="transitions")
+    for t in spec.transitions:
+        moves.add_row(
+            cell(t.trigger), cell(f"{t.source} → {t.dest}"), cell(", ".join(t.roles)),
+            cell(", ".join(t.guards)), cell(", ".join(t.requires)),
+        )  # fmt: skip
+    console.print(moves)
+    ladder = table("level", "offset from the deadline", "notify", title="escalation ladder")
+    for level in spec.ladder:
+        ladder.add_row(cell(level.level), cell(str(level.offset)), cell(", ".join(level.notify)))
+    console.print(ladder)
+    grants = table("action", "roles", title="permissions")
+    for action, roles in spec.permissions.items():
+        grants.add_row(cell(action), cell(", ".join(roles)))
+    console.print(grants)
+
+
+def _sla(state: StateSpec) -> str | None:
+    if state.sla is None:
+        return None
+    if len({str(d) for d in state.sla.values()}) == 1:
+        return str(next(iter(state.sla.values())))
+    return ", ".join(f"{severity} {d}" for severity, d in state.sla.items())
+
+
+@workflow_app.command("validate")
+def workflow_validate(file: FileArg) -> None:
+    """Check a workflow definition without registering it (no database needed).
+
+    Example: rectiflow workflow validate review.yaml
+    """
+    spec = parse_workflow(read_text(file, "workflow file"), str(file))
+    print(
+        f"{file}: ok: {spec.name}@{spec.version}, {len(spec.states)} states, "
+        f"{len(spec.transitions)} transitions, {len(spec.ladder)} escalation levels"
+    )
+
+
+@workflow_app.command("add")
+@with_engine
+def workflow_add(engine: Engine, file: FileArg) -> None:
+    """Validate and register a workflow definition; a registered version is immutable.
+
+    Example: rectiflow workflow add review.yaml
+    """
+    spec = engine.register_workflow(read_text(file, "workflow file"), str(file))
+    print(f"workflow {spec.name}@{spec.version} registered")
+
+
+@workflow_app.command("diagram")
+@with_engine
+def workflow_diagram(
+    engine: Engine,
+    ref: WorkflowRef,
+    lang: Annotated[str, typer.Option(help="Labels in zh or en.")] = "zh",
+) -> None:
+    """Print the workflow as a Mermaid state diagram.
+
+    Example: rectiflow workflow diagram rectification --lang en > lifecycle.mmd
+    """
+    print(engine.diagram(*split_version(ref), lang=lang))
+
+
+# --- audit, calendar, sweep, daemon ---------------------------------------------------------
+
+
+@audit_app.command("verify")
+@with_engine
+def audit_verify(
+    engine: Engine,
+    case: Annotated[int | None, typer.Option(metavar="ID", help="Only this case.")] = None,
+) -> None:
+    """Recompute every history chain; exit 7 naming the first broken link (case, seq).
+
+    Example: rectiflow audit verify
+    """
+    entries = engine.verify_history(case)
+    print(f"history intact: {entries} entries verified")
+
+
+@calendar_app.command("load")
+@with_engine
+def calendar_load(engine: Engine, file: FileArg) -> None:
+    """Load holidays and make-up working days from CSV or YAML (date, holiday|workday).
+
+    Recomputes the provisional deadlines of open cases.
+
+    Example: rectiflow calendar load 2027.csv
+    """
+    recomputed = engine.load_calendar(file)
+    print(f"calendar loaded from {file}; {recomputed} provisional deadlines recomputed")
+
+
+@calendar_app.command("show")
+@with_engine
+def calendar_show(
+    engine: Engine,
+    year: Annotated[int, typer.Argument()],
+    all_days: Annotated[bool, typer.Option("--all", help="List every day of the year.")] = False,
+) -> None:
+    """The working days of a year: the exceptions to Monday–Friday, and where they come from.
+
+    Example: rectiflow calendar show 2026
+    """
+    if not 1900 <= year <= 9999:
+        raise UsageError(f"year out of range: {year}")
+    days = engine.calendar(year)
+    origins = sorted({origin for _, _, origin in days})
+    working = sum(1 for _, is_working, _ in days if is_working)
+    console.print(f"{year}: {working} working days ({', '.join(origins)})")
+    if origins == ["weekday rule"]:
+        console.print(
+            f"no calendar data for {year}: Monday–Friday, deadlines provisional "
+            "(load it with `rectiflow calendar load FILE`)"
+        )
+    result = table("date", "weekday", "day", "source")
+    for day, is_working, origin in days:
+        if all_days or is_working != (day.weekday() < 5):
+            result.add_row(
+                cell(day.isoformat()), cell(f"{day:%a}"),
+                cell("workday" if is_working else "holiday"), cell(origin),
+            )  # fmt: skip
+    if result.row_count:
+        console.print(result)
+
+
+@with_engine
+def escalate(
+    engine: Engine,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what is due, record nothing.")
+    ] = False,
+    json: JsonOption = False,
+) -> None:
+    """Run one escalation sweep at --now: record every ladder level that is due, once each.
+
+    Example: rectiflow --now 2026-10-12T09:00 escalate --dry-run
+    """
+    summary = engine.escalate_due(dry_run=dry_run)
+    if json:
+        print_json({
+            "at": stamp(engine.clock(), engine), "dry_run": dry_run, "cases": summary.cases,
+            "fired": summary.fired, "by_level": summary.by_level,
+            "next_due_at": summary.next_due_at and stamp(summary.next_due_at, engine),
+        })  # fmt: skip
+        return
+    verb = "would record" if dry_run else "recorded"
+    levels = ", ".join(f"{level} {n}" for level, n in summary.by_level.items())
+    print(
+        f"swept {summary.cases} cases at {stamp(engine.clock(), engine)}: {verb} "
+        f"{summary.fired} escalations{f' ({levels})' if levels else ''}; "
+        f"next due {stamp(summary.next_due_at, engine)}"
+    )
+
+
+@with_engine
+def daemon(
+    engine: Engine,
+    log_json: Annotated[
+        bool, typer.Option("--log-json", help="Log JSON lines instead of text.")
+    ] = False,
+) -> None:
+    """Run the scheduler: the escalation sweep and the monthly dispatch, until SIGTERM.
+
+    Example: rectiflow --db postgresql+psycopg://ledger@db/ledger daemon --log-json
+    """
+    from rectiflow.scheduler import run_daemon  # APScheduler only loads for the daemon
+
+    logger.remove()  # the daemon sets up its own sinks
+    raise typer.Exit(run_daemon(engine, log_json=log_json))
+
+
+def demo(
+    ctx: typer.Context,
+    db: Annotated[
+        Path | None,
+        typer.Option(metavar="PATH", help="A new SQLite file (default: in a temporary folder)."),
+    ] = None,
+) -> None:
+    """Build a sample provincial ledger and drive it through a simulated spring.
+
+    A province with its cities and departments, a dozen cases in Chinese, a rejection, a
+    dismissal, a pause, progress notes and overdue cases escalating; then the ledger and
+    the escalations are printed. Nothing to configure.
+
+    Example: rectiflow demo
+    """
+    if db is None:
+        db = Path(tempfile.mkdtemp(prefix="rectiflow-demo-")) / "demo.db"
+    elif db.exists():
+        raise UsageError(f"{db} exists: the demo builds a fresh ledger, give a new file")
+    start = demo_story.START
+    settings = ctx.obj
+    with Engine(f"sqlite:///{db.resolve()}") as engine:
+        if settings.now is not None:
+            start = parse_time(settings.now, engine, "--now")
+        end = demo_story.run(engine, start)
+        engine.clock = lambda: end
+        _print_demo(engine, db, start, end)
+
+
+def _print_demo(engine: Engine, db: Path, start: dt.datetime, end: dt.datetime) -> None:
+    cases = engine.list_cases()
+    states: dict[str, int] = {}
+    for case in cases:
+        states[case.state] = states.get(case.state, 0) + 1
+    console.print(f"demo ledger: {db}", style="bold")
+    console.print(
+        f"simulated clock: {stamp(start, engine)} → {stamp(end, engine)}; "
+        + ", ".join(f"{n} {state}" for state, n in states.items())
+    )
+    console.print(case_table(engine, cases, title="ledger (问题清单台账)"))
+    escalations: Table = escalation_table(
+        engine, [c.id for c in cases], title="escalations (提醒 → 预警 → 督办 → 通报 → 问责)"
+    )
+    console.print(escalations)
+    console.print(
+        f"explore it: rectiflow --db {db} --now {end.astimezone(engine.tz):%Y-%m-%dT%H:%M} "
+        "case show 2"
+    )
