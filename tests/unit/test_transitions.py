@@ -473,3 +473,18 @@ def test_triggers__lists_exactly_what_fires(engine: Engine) -> None:
                     assert trigger not in listed, (state, actor, trigger)
                 else:
                     assert trigger in listed, (state, actor, trigger)
+
+
+# --- actors --------------------------------------------------------------------------------
+
+
+def test_actor__roles_must_exist_in_a_registered_workflow(engine: Engine) -> None:
+    with pytest.raises(ValidationError, match="unknown role 'boss'"):
+        engine.add_actor("zoe", ["owner", "boss"], ["DIST"])
+    with pytest.raises(ValidationError, match="actor zoe needs at least one role"):
+        engine.add_actor("zoe", [])
+    with pytest.raises(NotFound, match="no unit NOWHERE"):
+        engine.add_actor("zoe", ["owner"], ["NOWHERE"])
+    with pytest.raises(ValidationError, match="actor own already exists"):
+        engine.add_actor("own", ["owner"])
+    assert engine.add_actor("zoe", ["owner", "head"], ["DIST"]).unit_paths == ("/HQ/CITY/DIST/",)
