@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import psycopg
 import pytest
@@ -68,7 +69,7 @@ class PostgresServer:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _unavailable(reason: str) -> None:
+def _unavailable(reason: str) -> NoReturn:
     if os.environ.get("RECTIFLOW_REQUIRE_POSTGRES") == "1":
         pytest.fail(f"PostgreSQL is required (RECTIFLOW_REQUIRE_POSTGRES=1): {reason}")
     pytest.skip(f"no PostgreSQL: {reason}")
@@ -79,7 +80,6 @@ def postgres_server() -> Iterator[PostgresServer]:
     bin_dir = _find_bin_dir()
     if bin_dir is None:
         _unavailable("initdb/pg_ctl not on PATH nor under /usr/lib/postgresql/*/bin")
-        return
     prefix: list[str] = []
     owner = None
     if os.geteuid() == 0:
@@ -87,7 +87,6 @@ def postgres_server() -> Iterator[PostgresServer]:
             owner = pwd.getpwnam("postgres")
         except KeyError:
             _unavailable("running as root and there is no postgres user to run the server as")
-            return
         prefix = ["runuser", "-u", "postgres", "--"]
 
     root = Path(tempfile.mkdtemp(prefix="rectiflow-pg-"))

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import itertools
 from pathlib import Path
+from typing import Any
 
 import pytest
 from integration_support import PINGPONG, end_of_day, local
@@ -27,7 +28,7 @@ from rectiflow import (
 T0 = local(2025, 3, 3)  # a Monday, 09:00 in Shanghai
 
 
-def _open(engine: Engine, unit: str = "CITY1", *, now: dt.datetime = T0, **kw: object) -> int:
+def _open(engine: Engine, unit: str = "CITY1", *, now: dt.datetime = T0, **kw: Any) -> int:
     return engine.open_case("sup", unit=unit, title=f"problem in {unit}", now=now, **kw).id
 
 
@@ -223,7 +224,7 @@ def test_list_cases__by_unit_with_descendants_and_by_state(ledger: Engine) -> No
     ledger.fire(ids["COUNTY1"], "confirm", "sup", now=T0)
     ledger.fire(ids["CITY2"], "confirm", "sup", now=T0)
 
-    def listed(**kw: str) -> list[int]:
+    def listed(**kw: Any) -> list[int]:
         return [c.id for c in ledger.list_cases(now=T0, **kw)]
 
     assert listed(unit="CITY1") == [ids["CITY1"], ids["COUNTY1"]]
