@@ -399,7 +399,7 @@ class Engine:
             raise ValidationError("a measure needs a text")
         due_at = self._end_of(due) if due is not None else None
         with self.store.case_tx(case_id) as tx:
-            case, spec = self._open_case_in(tx, expect_version, "add a measure to")
+            case, spec = self._open_case_in(tx, expect_version, "add_measure")
             authorize(tx.actor(actor), actor, spec.permissions["add_measure"], case.unit_path,
                       f"add a measure to case {case_id}")  # fmt: skip
             measure = tx.add_measure(text.strip(), actor, due_at)
@@ -423,7 +423,7 @@ class Engine:
             raise NotFound("measure", measure_id)
         path, digest = (None, None) if evidence is None else _evidence(evidence)
         with self.store.case_tx(found.case_id) as tx:
-            case, spec = self._open_case_in(tx, None, f"complete measure {measure_id} of")
+            case, spec = self._open_case_in(tx, None, "complete_measure")
             authorize(tx.actor(actor), actor, spec.permissions["complete_measure"], case.unit_path,
                       f"complete measure {measure_id}")  # fmt: skip
             measure = tx.complete_measure(measure_id, now, path, digest)
@@ -433,15 +433,12 @@ class Engine:
         return measure
 
     def _open_case_in(
-        self, tx: CaseTx, expect_version: int | None, doing: str
+        self, tx: CaseTx, expect_version: int | None, action: str
     ) -> tuple[Case, WorkflowSpec]:
         case = _expect(tx.case, expect_version)
         spec = self.workflow(case.workflow, case.workflow_version)
         if spec.states[case.state].final:
-            raise TransitionRejected(
-                case.id, doing.split(" ", 1)[0], case.state,
-                f"cannot {doing} case {case.id}: it is in final state {case.state}",
-            )  # fmt: skip
+            raise TransitionRejected(case.id, action, case.state, f"{case.state} is a final state")
         return case, spec
 
     def pause(
