@@ -91,7 +91,7 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[str]:
+def db(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     workflow = tmp_path / "fast.yaml"
     workflow.write_text(FAST_WORKFLOW, "utf-8")
@@ -100,7 +100,7 @@ def db(tmp_path: Path) -> Iterator[str]:
     with Engine(url) as engine:
         engine.add_unit("HRB", "哈尔滨市")
         engine.add_actor("督办员", roles=["supervisor"])
-    yield url
+    return url
 
 
 @pytest.fixture
