@@ -198,8 +198,8 @@ def run(engine: Engine, start: dt.datetime = START) -> dt.datetime:
 
     agenda: dict[dt.date, list[tuple[int, str, str | None]]] = {}
     for index, story in enumerate(STORIES):
-        for day, action, text in story.steps:
-            agenda.setdefault(workday(day), []).append((index, action, text))
+        for n, action, text in story.steps:
+            agenda.setdefault(workday(n), []).append((index, action, text))
     last = workday(LAST_DAY)
     end = dt.datetime.combine(last, dt.time(18, 0), engine.tz)
     ids: dict[int, int] = {}
@@ -232,8 +232,8 @@ def _act(
         return
     case_id = ids[index]
     if action == "plan":
-        for measure in story.measures:
-            engine.add_measure(case_id, owner, measure, now=now)
+        for text_of_measure in story.measures:
+            engine.add_measure(case_id, owner, text_of_measure, now=now)
     elif action == "measure":
         engine.add_measure(case_id, owner, text or "", now=now)
     elif action == "done":

@@ -194,9 +194,10 @@ def workflow_show(engine: Engine, ref: WorkflowRef) -> None:
 def _sla(state: StateSpec) -> str | None:
     if state.sla is None:
         return None
-    if len({str(d) for d in state.sla.values()}) == 1:
-        return str(next(iter(state.sla.values())))
-    return ", ".join(f"{severity} {d}" for severity, d in state.sla.items())
+    slas = {severity: str(d).lstrip("+") for severity, d in state.sla.items()}
+    if len(set(slas.values())) == 1:
+        return next(iter(slas.values()))
+    return ", ".join(f"{severity} {d}" for severity, d in slas.items())
 
 
 @workflow_app.command("validate")
@@ -365,9 +366,12 @@ def demo(
         db = Path(tempfile.mkdtemp(prefix="rectiflow-demo-")) / "demo.db"
     elif db.exists():
         raise UsageError(f"{db} exists: the demo builds a fresh ledger, give a new file")
+    db = db.resolve()
+    if not db.parent.is_dir():
+        raise UsageError(f"no folder {db.parent} for the demo ledger")
     start = demo_story.START
     settings = ctx.obj
-    with Engine(f"sqlite:///{db.resolve()}") as engine:
+    with Engine(f"sqlite:///{db}") as engine:
         if settings.now is not None:
             start = parse_time(settings.now, engine, "--now")
         end = demo_story.run(engine, start)
