@@ -17,6 +17,7 @@ from loguru import logger
 
 
 _WARNED_YEARS: set[int] = set()
+_SHIFT_CACHE_SIZE = 65536  # (date, count) answers kept per calendar
 
 
 @lru_cache(maxsize=8192)
@@ -38,6 +39,9 @@ class WorkCalendar:
 
     overrides: Mapping[dt.date, bool] = field(default_factory=dict)
     loaded_years: frozenset[int] = frozenset()
+    _shifts: dict[tuple[dt.date, int], tuple[dt.date, bool]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def is_workday(self, day: dt.date) -> tuple[bool, bool]:
         """Return (is working day, provisional)."""
@@ -62,6 +66,18 @@ class WorkCalendar:
 
     def shift_workdays(self, day: dt.date, count: int) -> tuple[dt.date, bool]:
         """The count-th working day after (count > 0) or before (count < 0) ``day``."""
+        # Every transition and every ladder level asks this, mostly for the same few
+        # (today, SLA) pairs, and a 60wd walk costs more than the rest of a transition.
+        # The answers are fixed for this calendar's data (loading data builds a new one).
+        key = (day, count)
+        found = self._shifts.get(key)
+        if found is None:
+            if len(self._shifts) >= _SHIFT_CACHE_SIZE:
+                self._shifts.clear()
+            found = self._shifts[key] = self._walk_workdays(day, count)
+        return found
+
+    def _walk_workdays(self, day: dt.date, count: int) -> tuple[dt.date, bool]:
         step = dt.timedelta(days=1 if count > 0 else -1)
         provisional = False
         remaining = abs(count)

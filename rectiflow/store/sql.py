@@ -9,7 +9,7 @@ PostgreSQL holds the case row with ``SELECT ... FOR UPDATE`` and the sweep claim
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -71,13 +71,14 @@ def _measure(row: Row[Any]) -> Measure:
     return Measure(**row._mapping)
 
 
-def _actor(rows: Sequence[Row[Any]]) -> Actor | None:
+def _actor(rows: Sequence[Sequence[Any]]) -> Actor | None:
+    """An actor from its rows (name, roles, unit code, unit path): one row per unit."""
     if not rows:
         return None
-    units = tuple(r.code for r in rows if r.code is not None)
-    paths = tuple(r.path for r in rows if r.path is not None)
-    roles = tuple(r for r in rows[0].roles.split(",") if r)
-    return Actor(rows[0].name, roles, units, paths)
+    units = tuple(r[2] for r in rows if r[2] is not None)
+    paths = tuple(r[3] for r in rows if r[3] is not None)
+    roles = tuple(r for r in rows[0][1].split(",") if r)
+    return Actor(rows[0][0], roles, units, paths)
 
 
 def _entry_values(entry: HistoryEntry) -> dict[str, Any]:
@@ -88,69 +89,141 @@ def _entry_values(entry: HistoryEntry) -> dict[str, Any]:
     }  # fmt: skip
 
 
-class SqlCaseTx:
-    """One case held for change inside one database transaction."""
+# Statements of the hot paths (a change to a case, a sweep batch), run through _Prepared.
+_UPDATE_CASE = case_t.update().where(
+    case_t.c.id == bindparam("where_id"), case_t.c.version == bindparam("where_version")
+)
+_HISTORY_KEYS = [c.key for c in history_t.c]
+_INSERT_MEASURE = measure_t.insert().returning(*measure_t.c)
+_MEASURE_KEYS = ["case_id", "text", "owner", "due"]
+_COMPLETE_MEASURE = (
+    measure_t.update()
+    .where(measure_t.c.id == bindparam("where_id"), measure_t.c.case_id == bindparam("where_case"))
+    .returning(*measure_t.c)
+)
+_INSERT_NOTE = note_t.insert().returning(*note_t.c)
+_NEXT_LEVEL = case_t.update().where(
+    case_t.c.id == bindparam("where_id"), case_t.c.visit == bindparam("where_visit")
+)
+_ESCALATION_KEYS = ["case_id", "visit", "state", "level", "due_at", "fired_at"]
+_NOTIFICATION_KEYS = ["case_id", "kind", "level", "role", "created_at", "key"]
+_REQUIRED = object()
 
-    def __init__(self, conn: Connection, case: Case) -> None:
-        self.conn = conn
+
+class _Prepared:
+    """A Core statement compiled once for one dialect and run on the DB-API cursor.
+
+    SQLAlchemy's work per execution (cache key, parameter and result set-up: some 40 µs a
+    statement) is more than SQLite needs to run one of these; the hot paths keep Core's SQL
+    and its type conversions (``bind_processor``/``result_processor``) and skip the rest.
+    """
+
+    def __init__(self, stmt: Any, dialect: sa.Dialect, column_keys: Sequence[str] | None) -> None:
+        compiled = stmt.compile(dialect=dialect, column_keys=column_keys)
+        self.sql = compiled.string
+        self.positional = compiled.positional  # qmark on SQLite, named (pyformat) on psycopg
+        binds = {name: bind for bind, name in compiled.bind_names.items()}
+        self.params = [
+            (
+                name,
+                binds[name].type.dialect_impl(dialect).bind_processor(dialect),
+                _REQUIRED if binds[name].required else binds[name].value,  # e.g. a LIMIT
+            )
+            for name in (compiled.positiontup or binds)
+        ]
+        self.names = [name for name, _, _ in self.params]
+        columns = list(stmt.exported_columns)
+        self.fields = [c.key for c in columns]
+        self.convert = [
+            (i, process)
+            for i, c in enumerate(columns)
+            if (process := c.type.dialect_impl(dialect).result_processor(dialect, None))
+        ]
+
+    def bind(self, values: dict[str, Any]) -> Any:
+        out = []
+        for name, process, default in self.params:
+            value = values[name] if default is _REQUIRED else values.get(name, default)
+            out.append(value if process is None or value is None else process(value))
+        return tuple(out) if self.positional else dict(zip(self.names, out, strict=True))
+
+    def execute(self, cursor: Any, values: dict[str, Any]) -> Any:
+        cursor.execute(self.sql, self.bind(values))
+        return cursor
+
+    def executemany(self, cursor: Any, rows: Sequence[dict[str, Any]]) -> None:
+        cursor.executemany(self.sql, [self.bind(values) for values in rows])
+
+    def rows(self, cursor: Any, values: dict[str, Any]) -> list[list[Any]]:
+        return [self._row(raw) for raw in self.execute(cursor, values).fetchall()]
+
+    def dicts(self, cursor: Any, values: dict[str, Any]) -> list[dict[str, Any]]:
+        return [dict(zip(self.fields, row, strict=True)) for row in self.rows(cursor, values)]
+
+    def _row(self, raw: Sequence[Any]) -> list[Any]:
+        row = list(raw)
+        for i, process in self.convert:
+            if row[i] is not None:
+                row[i] = process(row[i])
+        return row
+
+
+class SqlCaseTx:
+    """One case held for change inside one database transaction (a DB-API cursor)."""
+
+    def __init__(self, store: SqlStore, cursor: Any, case: Case) -> None:
+        self.store = store
+        self.cursor = cursor
         self.case = case
 
     def actor(self, name: str) -> Actor | None:
-        return _actor(self.conn.execute(_ACTOR_BY_NAME, {"name": name}).all())
+        return _actor(self.store._stmt("actor", _ACTOR_BY_NAME).rows(self.cursor, {"name": name}))
 
     def measures(self) -> list[Measure]:
-        return [
-            _measure(r) for r in self.conn.execute(_MEASURES_OF_CASE, {"case_id": self.case.id})
-        ]
+        found = self.store._stmt("measures", _MEASURES_OF_CASE)
+        return [Measure(**r) for r in found.dicts(self.cursor, {"case_id": self.case.id})]
 
     def update(self, values: dict[str, Any], entry: HistoryEntry | None = None) -> Case:
         values = {**values, "version": self.case.version + 1}
         if entry is not None:
             values["history_seq"] = entry.seq
             values["last_hash"] = entry.hash
-        stmt = (
-            case_t.update()
-            .where(case_t.c.id == self.case.id, case_t.c.version == self.case.version)
-            .values(**values)
-        )
-        if self.conn.execute(stmt).rowcount != 1:
+        keys = tuple(values)
+        stmt = self.store._stmt(("update", keys), _UPDATE_CASE, keys)
+        where = {"where_id": self.case.id, "where_version": self.case.version}
+        if stmt.execute(self.cursor, {**values, **where}).rowcount != 1:
             raise ConflictError(self.case.id, self.case.version, None)
         if entry is not None:
-            self.conn.execute(_INSERT_HISTORY, _entry_values(entry))
+            history = self.store._stmt("history", _INSERT_HISTORY, _HISTORY_KEYS)
+            history.execute(self.cursor, _entry_values(entry))
         self.case = _replace(self.case, values)
         return self.case
 
     def add_measure(self, text: str, owner: str, due: dt.datetime | None) -> Measure:
         self.update({})
-        row = self.conn.execute(
-            measure_t.insert()
-            .values(case_id=self.case.id, text=text, owner=owner, due=due)
-            .returning(*measure_t.c)
-        ).one()
-        return _measure(row)
+        stmt = self.store._stmt("add_measure", _INSERT_MEASURE, _MEASURE_KEYS)
+        values = {"case_id": self.case.id, "text": text, "owner": owner, "due": due}
+        return Measure(**stmt.dicts(self.cursor, values)[0])
 
     def complete_measure(
         self, measure_id: int, done_at: dt.datetime, evidence_path: str | None,
         evidence_sha256: str | None,
     ) -> Measure:  # fmt: skip
         self.update({})
-        row = self.conn.execute(
-            measure_t.update()
-            .where(measure_t.c.id == measure_id, measure_t.c.case_id == self.case.id)
-            .values(done_at=done_at, evidence_path=evidence_path, evidence_sha256=evidence_sha256)
-            .returning(*measure_t.c)
-        ).one_or_none()
-        if row is None:
+        keys = ["done_at", "evidence_path", "evidence_sha256"]
+        stmt = self.store._stmt("complete_measure", _COMPLETE_MEASURE, keys)
+        found = stmt.dicts(self.cursor, {
+            "done_at": done_at, "evidence_path": evidence_path, "evidence_sha256": evidence_sha256,
+            "where_id": measure_id, "where_case": self.case.id,
+        })  # fmt: skip
+        if not found:
             raise NotFound("measure", measure_id)
-        return _measure(row)
+        return Measure(**found[0])
 
     def add_note(self, actor: str, at: dt.datetime, text: str) -> Note:
-        row = self.conn.execute(
-            note_t.insert()
-            .values(case_id=self.case.id, actor=actor, at=at, text=text)
-            .returning(*note_t.c)
-        ).one()
-        return Note(**row._mapping)
+        stmt = self.store._stmt("add_note", _INSERT_NOTE, ["case_id", "actor", "at", "text"])
+        values = {"case_id": self.case.id, "actor": actor, "at": at, "text": text}
+        return Note(**stmt.dicts(self.cursor, values)[0])
 
 
 def _replace(case: Case, fields: dict[str, Any]) -> Case:
@@ -174,6 +247,11 @@ class SqlStore:
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         self._insert = sqlite.insert if self.is_sqlite else postgresql.insert
+        self._dbapi_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
+        self._statements: dict[Hashable, _Prepared] = {}
+        self._case_for_update = (
+            _CASE_BY_ID if self.is_sqlite else _CASE_BY_ID.with_for_update(of=case_t)
+        )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -213,6 +291,51 @@ class SqlStore:
                 conn = conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
             with conn.begin():
                 yield conn
+
+    @contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        """A write transaction on a pooled DB-API cursor: the hot paths' way in (see
+        ``_Prepared``). Driver errors come out wrapped as SQLAlchemy's, as from ``_write``,
+        and a connection the driver reports broken is not reused."""
+        try:
+            conn = self.engine.raw_connection()
+        except self._dbapi_error as exc:  # the pool hands a failed connect on unwrapped
+            raise sa.exc.DBAPIError.instance(
+                None, None, exc, self._dbapi_error, dialect=self.engine.dialect
+            ) from exc
+        cursor = conn.cursor()
+        try:
+            if self.is_sqlite:
+                cursor.execute("BEGIN IMMEDIATE")
+            yield cursor
+            conn.commit()
+        except BaseException as exc:
+            dbapi_error = isinstance(exc, self._dbapi_error)
+            dialect = self.engine.dialect
+            if dbapi_error and dialect.is_disconnect(exc, conn.dbapi_connection, cursor):
+                conn.invalidate(exc)
+            else:
+                try:
+                    conn.rollback()
+                except self._dbapi_error as again:
+                    conn.invalidate(again)
+            if dbapi_error:
+                raise sa.exc.DBAPIError.instance(
+                    None, None, exc, self._dbapi_error, dialect=self.engine.dialect
+                ) from exc
+            raise
+        finally:
+            conn.close()  # back to the pool
+
+    def _stmt(
+        self, key: Hashable, stmt: Any, column_keys: Sequence[str] | None = None
+    ) -> _Prepared:
+        """The statement compiled for this database, once per key (the dialect knows the
+        server only after the first connection, so not before first use)."""
+        found = self._statements.get(key)
+        if found is None:
+            found = self._statements[key] = _Prepared(stmt, self.engine.dialect, column_keys)
+        return found
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -338,12 +461,11 @@ class SqlStore:
 
     @contextmanager
     def case_tx(self, case_id: int) -> Iterator[SqlCaseTx]:
-        stmt = _CASE_BY_ID if self.is_sqlite else _CASE_BY_ID.with_for_update(of=case_t)
-        with self._write() as conn:
-            row = conn.execute(stmt, {"id": case_id}).first()
-            if row is None:
+        with self._cursor() as cursor:
+            found = self._stmt("case_tx", self._case_for_update).dicts(cursor, {"id": case_id})
+            if not found:
                 raise NotFound("case", case_id)
-            yield SqlCaseTx(conn, _case(row))
+            yield SqlCaseTx(self, cursor, Case(**found[0]))
 
     def list_cases(
         self, *, unit_paths: Sequence[str] | None = None, state: str | None = None,
@@ -410,9 +532,49 @@ class SqlStore:
     ) -> tuple[int, list[Escalation]]:
         """Claim up to ``limit`` due cases, record their due levels, commit. Returns
         (cases claimed, escalations newly recorded)."""
+        recorded: list[Escalation] = []
+        with self._cursor() as cursor:
+            claim = self._stmt(("claim", limit), self._claim(limit))
+            cases = [Case(**row) for row in claim.dicts(cursor, {"now": now})]
+            insert_escalation = self._stmt(
+                "insert_escalation",
+                self._insert(escalation_t).on_conflict_do_nothing().inline(),
+                _ESCALATION_KEYS,
+            )
+            insert_notification = self._stmt(
+                "insert_notification",
+                self._insert(notification_t).on_conflict_do_nothing().inline(),
+                _NOTIFICATION_KEYS,
+            )
+            next_level = self._stmt("next_level", _NEXT_LEVEL, ["next_level", "next_escalation_at"])
+            for case in cases:
+                decided = plan(case)
+                if decided is None:
+                    continue
+                for esc in decided.escalations:
+                    inserted = insert_escalation.execute(cursor, {
+                        "case_id": esc.case_id, "visit": esc.visit, "state": esc.state,
+                        "level": esc.level, "due_at": esc.due_at, "fired_at": esc.fired_at,
+                    }).rowcount  # fmt: skip
+                    if inserted:
+                        recorded.append(esc)
+                if decided.notifications:
+                    insert_notification.executemany(cursor, [
+                        {"case_id": case.id, "kind": "escalation", "level": level,
+                         "role": role, "created_at": now, "key": key}
+                        for level, role, key in decided.notifications
+                    ])  # fmt: skip
+                next_level.execute(cursor, {
+                    "next_level": decided.next_level,
+                    "next_escalation_at": decided.next_escalation_at,
+                    "where_id": case.id, "where_visit": case.visit,
+                })  # fmt: skip
+        return len(cases), recorded
+
+    def _claim(self, limit: int) -> Any:
         stmt = (
             _SELECT_CASE.where(
-                case_t.c.next_escalation_at <= now,
+                case_t.c.next_escalation_at <= bindparam("now"),
                 case_t.c.paused_at.is_(None),
             )
             .order_by(case_t.c.next_escalation_at)
@@ -420,46 +582,7 @@ class SqlStore:
         )
         if not self.is_sqlite:
             stmt = stmt.with_for_update(of=case_t, skip_locked=True)
-        recorded: list[Escalation] = []
-        with self._write() as conn:
-            rows = conn.execute(stmt).all()
-            for row in rows:
-                case = _case(row)
-                decided = plan(case)
-                if decided is None:
-                    continue
-                for esc in decided.escalations:
-                    inserted = conn.execute(
-                        self._insert(escalation_t)
-                        .values(
-                            case_id=esc.case_id,
-                            visit=esc.visit,
-                            state=esc.state,
-                            level=esc.level,
-                            due_at=esc.due_at,
-                            fired_at=esc.fired_at,
-                        )  # fmt: skip
-                        .on_conflict_do_nothing()
-                    ).rowcount
-                    if inserted:
-                        recorded.append(esc)
-                if decided.notifications:
-                    conn.execute(
-                        self._insert(notification_t).on_conflict_do_nothing(),
-                        [
-                            {"case_id": case.id, "kind": "escalation", "level": level,
-                             "role": role, "created_at": now, "key": key}
-                            for level, role, key in decided.notifications
-                        ],
-                    )  # fmt: skip
-                conn.execute(
-                    case_t.update()
-                    .where(case_t.c.id == case.id, case_t.c.visit == case.visit)
-                    .values(
-                        next_level=decided.next_level, next_escalation_at=decided.next_escalation_at
-                    )
-                )
-        return len(rows), recorded
+        return stmt
 
     def due_cases(self, now: dt.datetime, after_id: int, limit: int) -> list[Case]:
         stmt = (
