@@ -74,8 +74,8 @@ def init(engine: Engine) -> None:
 @with_engine
 def unit_add(
     engine: Engine,
-    code: Annotated[str, typer.Argument(help="Short code: letters, digits, - and _.")],
-    name: Annotated[str, typer.Argument(help="Full name, e.g. 哈尔滨市.")],
+    code: Annotated[str, typer.Argument(metavar="CODE", help="Letters, digits, - and _.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Full name, e.g. 哈尔滨市.")],
     parent: Annotated[str | None, typer.Option(metavar="CODE", help="The parent unit.")] = None,
 ) -> None:
     """Add a unit, optionally below a parent unit.
@@ -103,7 +103,7 @@ def unit_list(engine: Engine) -> None:
 @with_engine
 def actor_add(
     engine: Engine,
-    name: Annotated[str, typer.Argument()],
+    name: Annotated[str, typer.Argument(metavar="NAME")],
     role: Annotated[
         list[str],
         typer.Option(help="reporter, owner, head, reviewer, verifier or supervisor; repeatable."),
@@ -272,7 +272,7 @@ def calendar_load(engine: Engine, file: FileArg) -> None:
 @with_engine
 def calendar_show(
     engine: Engine,
-    year: Annotated[int, typer.Argument()],
+    year: Annotated[int, typer.Argument(metavar="YEAR")],
     all_days: Annotated[bool, typer.Option("--all", help="List every day of the year.")] = False,
 ) -> None:
     """The working days of a year: the exceptions to Monday–Friday, and where they come from.

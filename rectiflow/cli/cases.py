@@ -192,7 +192,9 @@ def case_list(
 def case_fire(
     engine: Engine,
     case_id: CaseId,
-    trigger: Annotated[str, typer.Argument(help="confirm, approve_plan, submit, accept, ...")],
+    trigger: Annotated[
+        str, typer.Argument(metavar="TRIGGER", help="confirm, approve_plan, submit, accept, ...")
+    ],
     actor: Actor,
     comment: Annotated[str | None, typer.Option(help="Why (required by reject, dismiss).")] = None,
     expect_version: ExpectVersion = None,
