@@ -6,7 +6,6 @@ import datetime as dt
 import functools
 import inspect
 import json
-import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -214,7 +213,3 @@ def escalation_table(engine: Engine, case_ids: Iterable[int], *, title: str | No
                 cell(esc.state), cell(stamp(esc.due_at, engine)), cell(stamp(esc.fired_at, engine)),
             )  # fmt: skip
     return result
-
-
-def env_default(name: str, default: str) -> str:
-    return os.environ.get(name) or default
