@@ -730,7 +730,8 @@ def _expect(case: Case, expect_version: int | None) -> Case:
 
 
 def _check_code(code: str, what: str) -> None:
-    if not code or not code.replace("-", "").replace("_", "").isalnum() or len(code) > 64:
+    plain = code.replace("-", "").replace("_", "")
+    if not plain or not plain.isascii() or not plain.isalnum() or len(code) > 64:
         raise ValidationError(f"bad {what} {code!r}: letters, digits, - and _ only, at most 64")
 
 

@@ -36,6 +36,7 @@ actor_app = typer.Typer(help="Actors: people with roles, bound to units.")
 workflow_app = typer.Typer(help="Workflow definitions (YAML, versioned).")
 audit_app = typer.Typer(help="Check the tamper-evident history.")
 calendar_app = typer.Typer(help="The working calendar (holidays and 调休 make-up days).")
+db_app = typer.Typer(help="The database schema (migrations run by `rectiflow init`).")
 
 FileArg = Annotated[Path, typer.Argument(metavar="FILE")]
 WorkflowRef = Annotated[str, typer.Argument(metavar="NAME[@VERSION]")]
@@ -51,6 +52,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(actor_app, name="actor", rich_help_panel=SETUP)
     app.add_typer(workflow_app, name="workflow", rich_help_panel=SETUP)
     app.add_typer(calendar_app, name="calendar", rich_help_panel=SETUP)
+    app.add_typer(db_app, name="db", rich_help_panel=SETUP)
     app.command("escalate", rich_help_panel=RUN)(escalate)
     app.command("daemon", rich_help_panel=RUN)(daemon)
     app.add_typer(audit_app, name="audit", rich_help_panel=RUN)
@@ -65,6 +67,18 @@ def init(engine: Engine) -> None:
     records = engine.init()
     names = ", ".join(f"{r.name}@{r.version}" for r in records)
     print(f"database ready: {engine.url} (workflows: {names})")
+
+
+@db_app.command("status")
+@with_engine
+def db_status(engine: Engine) -> None:
+    """Show the database's schema revision and the newest one this version knows.
+
+    Example: rectiflow --db postgresql+psycopg://rectiflow@127.0.0.1/ledger db status
+    """
+    current, head = engine.schema_revision()
+    state = "up to date" if current == head else "behind: run `rectiflow init` to upgrade"
+    print(f"schema revision {current or 'none'} (newest {head}): {state}")
 
 
 # --- units and actors -----------------------------------------------------------------------

@@ -32,7 +32,6 @@ from rectiflow.engine.types import (
     Unit,
     WorkflowRecord,
 )
-from rectiflow.store import migrate
 from rectiflow.store.tables import (
     actor_t,
     actor_unit_t,
@@ -257,6 +256,8 @@ class SqlStore:
         self.engine.dispose()
 
     def create_schema(self, revision: str = "head") -> None:
+        from rectiflow.store import migrate  # alembic costs every CLI call 0.1 s to import
+
         if not self.is_sqlite:
             with self._write() as conn:
                 migrate.upgrade(conn, revision)
@@ -279,6 +280,8 @@ class SqlStore:
 
     def schema_revision(self) -> tuple[str | None, str]:
         """(the database's revision, the newest this code knows)."""
+        from rectiflow.store import migrate
+
         with self._read() as conn:
             return migrate.current(conn), migrate.head()
 

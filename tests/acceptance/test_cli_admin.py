@@ -12,8 +12,9 @@ SHIPPED = (Path(workflows_init).parent / "rectification.yaml").read_text("utf-8"
 
 
 def test_init__idempotent_lists_and_refusals(ledger: Cli) -> None:
-    again, units, actors, workflows, *refused = ledger.batch(
+    again, status, units, actors, workflows, *refused = ledger.batch(
         (0, "init"),
+        (0, "db", "status"),
         (0, "unit", "list"),
         (0, "actor", "list"),
         (0, "workflow", "list"),
@@ -25,6 +26,7 @@ def test_init__idempotent_lists_and_refusals(ledger: Cli) -> None:
         (3, "actor", "add", "bob", "--role", "owner", "--unit", "XX"),
     )
     assert "rectification@1" in again.stdout
+    assert "schema revision 0002 (newest 0002): up to date" in status.stdout
     for text in ("黑龙江省", "哈尔滨市", "/HLJ/QQHR/"):
         assert text in units.stdout
     assert "supervisor, reporter" in actors.stdout
