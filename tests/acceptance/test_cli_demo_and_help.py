@@ -18,7 +18,7 @@ COMMANDS = {
     "case open", "case show", "case list", "case fire", "case triggers", "case pause",
     "case resume", "case note", "measure add", "measure done",
     "workflow list", "workflow show", "workflow validate", "workflow add", "workflow diagram",
-    "audit verify", "calendar load", "calendar show",
+    "audit verify", "calendar load", "calendar show", "db status",
 }  # fmt: skip
 
 
