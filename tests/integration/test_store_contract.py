@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from integration_support import PINGPONG, end_of_day, local
 
 from rectiflow import (
     ConflictError,
     Engine,
+    IntegrityError,
     NotFound,
     PermissionDenied,
     TransitionRejected,
@@ -465,3 +467,35 @@ def test_datetimes__round_trip_as_aware_utc(ledger: Engine, tmp_path: Path) -> N
         "sup", unit="CITY1", title="naive", now=dt.datetime(2025, 3, 3, 9, 0)
     )  # a naive time is local time
     assert ledger.get_case(naive.id).created_at == dt.datetime(2025, 3, 3, 1, 0, tzinfo=dt.UTC)
+
+
+# --- tampering, seen from outside the engine (SQL backends only) --------------------------
+
+
+@pytest.mark.parametrize(
+    ("tamper", "seq", "reason"),
+    [
+        ("UPDATE history SET comment = 'nothing to see' WHERE seq = 2", 2, "altered"),
+        ("UPDATE history SET actor = 'intruder' WHERE seq = 3", 3, "altered"),
+        ("DELETE FROM history WHERE seq = 2", 2, "missing"),
+    ],
+)
+def test_verify_history__names_the_first_broken_link(
+    sql_url: str, tamper: str, seq: int, reason: str
+) -> None:
+    with Engine(sql_url) as engine:
+        engine.init()
+        engine.add_unit("HQ", "Headquarters")
+        engine.add_actor("sup", ["supervisor"])
+        case_id = engine.open_case("sup", unit="HQ", title="t", now=T0).id
+        engine.pause(case_id, "sup", comment="waiting", now=T0)
+        engine.resume(case_id, "sup", now=T0)
+        assert engine.verify_history() == 3
+    outside = sa.create_engine(sql_url)
+    with outside.begin() as conn:
+        conn.execute(sa.text(tamper))
+    outside.dispose()
+    with Engine(sql_url) as engine:
+        with pytest.raises(IntegrityError, match=reason) as raised:
+            engine.verify_history()
+        assert (raised.value.case_id, raised.value.seq) == (case_id, seq)
