@@ -10,84 +10,15 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from daemon_support import FAST_WORKFLOW, LEVELS, Daemon, rectiflow, wait_until
 
 from rectiflow import Engine
-
-LEVELS = ["remind", "warn", "supervise", "notify_public", "accountability"]
-
-FAST_WORKFLOW = """\
-name: fast
-version: 1
-title: {en: Rectification on a clock of seconds, zh: 秒级整改}
-initial: identify
-roles: [reporter, owner, head, supervisor]
-states:
-  identify: {en: Identify, zh: 问题识别, sla: 4s}
-  closed: {en: Closed, zh: 已销号, final: true}
-transitions:
-  - {trigger: close, source: identify, dest: closed, roles: [supervisor]}
-escalation:
-  - {level: remind, offset: -2s, notify: [owner]}
-  - {level: warn, offset: 0, notify: [owner, head]}
-  - {level: supervise, offset: +1s, notify: [supervisor]}
-  - {level: notify_public, offset: +2s, notify: [supervisor]}
-  - {level: accountability, offset: +3s, notify: [supervisor]}
-"""
-
-
-def rectiflow(*args: str, db: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "rectiflow", "--db", db, *args],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    if check and done.returncode != 0:
-        raise AssertionError(f"rectiflow {' '.join(args)} exited {done.returncode}: {done.stderr}")
-    return done
-
-
-class Daemon:
-    """A `rectiflow daemon` subprocess with its log in a file."""
-
-    def __init__(self, db: str, log: Path) -> None:
-        self.log = log
-        with log.open("ab") as sink:  # the child keeps its own copy of the descriptor
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "rectiflow", "--db", db, "daemon", "--log-json"],
-                stdout=subprocess.DEVNULL,
-                stderr=sink,
-            )
-
-    def wait_ready(self) -> None:
-        """Until the daemon has installed its signal handlers and started its jobs."""
-        wait_until(lambda: b"daemon started" in self.log.read_bytes(), 20, "the daemon to start")
-
-    def signal(self, signum: int) -> None:
-        self.proc.send_signal(signum)
-
-    def wait(self, timeout: float) -> int:
-        return self.proc.wait(timeout=timeout)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @pytest.fixture
