@@ -170,10 +170,11 @@ class _Prepared:
 class SqlCaseTx:
     """One case held for change inside one database transaction (a DB-API cursor)."""
 
-    def __init__(self, store: SqlStore, cursor: Any, case: Case) -> None:
+    def __init__(self, store: SqlStore, cursor: Any, row: dict[str, Any]) -> None:
         self.store = store
         self.cursor = cursor
-        self.case = case
+        self.row = row  # the case's columns, kept to build the updated Case cheaply
+        self.case = Case(**row)
 
     def actor(self, name: str) -> Actor | None:
         return _actor(self.store._stmt("actor", _ACTOR_BY_NAME).rows(self.cursor, {"name": name}))
@@ -195,7 +196,8 @@ class SqlCaseTx:
         if entry is not None:
             history = self.store._stmt("history", _INSERT_HISTORY, _HISTORY_KEYS)
             history.execute(self.cursor, _entry_values(entry))
-        self.case = _replace(self.case, values)
+        self.row = {**self.row, **values}
+        self.case = Case(**self.row)
         return self.case
 
     def add_measure(self, text: str, owner: str, due: dt.datetime | None) -> Measure:
@@ -223,12 +225,6 @@ class SqlCaseTx:
         stmt = self.store._stmt("add_note", _INSERT_NOTE, ["case_id", "actor", "at", "text"])
         values = {"case_id": self.case.id, "actor": actor, "at": at, "text": text}
         return Note(**stmt.dicts(self.cursor, values)[0])
-
-
-def _replace(case: Case, fields: dict[str, Any]) -> Case:
-    values = {name: getattr(case, name) for name in Case.__slots__}
-    values.update(fields)
-    return Case(**values)
 
 
 class SqlStore:
@@ -468,7 +464,7 @@ class SqlStore:
             found = self._stmt("case_tx", self._case_for_update).dicts(cursor, {"id": case_id})
             if not found:
                 raise NotFound("case", case_id)
-            yield SqlCaseTx(self, cursor, Case(**found[0]))
+            yield SqlCaseTx(self, cursor, found[0])
 
     def list_cases(
         self, *, unit_paths: Sequence[str] | None = None, state: str | None = None,
