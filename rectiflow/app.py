@@ -37,6 +37,7 @@ from rectiflow.engine.types import (
     Actor,
     Case,
     Escalation,
+    HistoryEntry,
     Light,
     Measure,
     Note,
@@ -243,7 +244,7 @@ class Engine:
             "paused_at": None, "pause_credit": 0, "history_seq": 1, "last_hash": history.GENESIS,
         }  # fmt: skip
 
-        def first_entry(case_id: int) -> history.HistoryEntry:
+        def first_entry(case_id: int) -> HistoryEntry:
             return history.make_entry(
                 case_id, 1, "open", None, spec.initial, actor, now, None, history.GENESIS
             )
@@ -299,7 +300,7 @@ class Engine:
     def measures(self, case_id: int) -> list[Measure]:
         return self.store.list_measures(case_id)
 
-    def history(self, case_id: int) -> list[history.HistoryEntry]:
+    def history(self, case_id: int) -> list[HistoryEntry]:
         return self.store.list_history(case_id)
 
     def escalations(self, case_id: int) -> list[Escalation]:
@@ -369,7 +370,7 @@ class Engine:
     def _enter(
         self, spec: WorkflowSpec, case: Case, dest: str, now: dt.datetime, trigger: str,
         actor: str, comment: str | None,
-    ) -> tuple[dict[str, Any], history.HistoryEntry]:  # fmt: skip
+    ) -> tuple[dict[str, Any], HistoryEntry]:  # fmt: skip
         """The row values and the history entry of a new visit to ``dest``."""
         due_at, provisional = deadlines.stage_deadline(self.rules, spec, case, dest, now)
         entry = history.make_entry(
@@ -496,7 +497,7 @@ class Engine:
 
     def _marker(
         self, case: Case, trigger: str, actor: str, now: dt.datetime, comment: str | None
-    ) -> history.HistoryEntry:
+    ) -> HistoryEntry:
         """A history entry that records an event without a change of state."""
         return history.make_entry(
             case.id, case.history_seq + 1, trigger, case.state, case.state, actor, now, comment,

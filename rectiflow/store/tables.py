@@ -180,14 +180,15 @@ class CalendarDayRow(SQLModel, table=True):
 
 
 metadata = SQLModel.metadata
-unit_t = UnitRow.__table__
-actor_t = ActorRow.__table__
-actor_unit_t = ActorUnitRow.__table__
-workflow_t = WorkflowRow.__table__
-case_t = CaseRow.__table__
-measure_t = MeasureRow.__table__
-history_t = HistoryRow.__table__
-escalation_t = EscalationRow.__table__
-notification_t = NotificationRow.__table__
-note_t = NoteRow.__table__
-calendar_t = CalendarDayRow.__table__
+# The Core tables behind the models, for the store's statements.
+unit_t: sa.Table = UnitRow.__table__  # type: ignore[attr-defined]
+actor_t: sa.Table = ActorRow.__table__  # type: ignore[attr-defined]
+actor_unit_t: sa.Table = ActorUnitRow.__table__  # type: ignore[attr-defined]
+workflow_t: sa.Table = WorkflowRow.__table__  # type: ignore[attr-defined]
+case_t: sa.Table = CaseRow.__table__  # type: ignore[attr-defined]
+measure_t: sa.Table = MeasureRow.__table__  # type: ignore[attr-defined]
+history_t: sa.Table = HistoryRow.__table__  # type: ignore[attr-defined]
+escalation_t: sa.Table = EscalationRow.__table__  # type: ignore[attr-defined]
+notification_t: sa.Table = NotificationRow.__table__  # type: ignore[attr-defined]
+note_t: sa.Table = NoteRow.__table__  # type: ignore[attr-defined]
+calendar_t: sa.Table = CalendarDayRow.__table__  # type: ignore[attr-defined]
