@@ -17,6 +17,7 @@ import threading
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from apscheduler.events import EVENT_SCHEDULER_STARTED
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -61,6 +62,7 @@ class Scheduler:
         self._failures = 0
         self._next_sweep: dt.datetime | None = None
         self._lock = threading.Lock()
+        self._stop_lock = threading.Lock()  # the stopper thread and the start listener
         self.aps: BaseScheduler | None = None
 
     # --- wiring ---------------------------------------------------------------------------
@@ -93,13 +95,27 @@ class Scheduler:
             "daemon started: sweep at most {cap}s apart, dispatch cron '{cron}'",
             cap=self.max_interval, cron=self.dispatch_cron,
         )  # fmt: skip
-        self._configure(BlockingScheduler()).start()
+        aps = self._configure(BlockingScheduler())
+        # A signal that comes while the scheduler starts finds it not running, and stop()
+        # does nothing then: stop as soon as it runs instead of losing the signal.
+        aps.add_listener(self._stop_if_asked, EVENT_SCHEDULER_STARTED)
+        aps.start()
+
+    def _stop_if_asked(self, _event: object) -> None:
+        if self.stopping.is_set():
+            self.stop(wait=False)
 
     def stop(self, *, wait: bool = True) -> None:
         """Finish the batch in hand, then stop."""
         self.stopping.set()
-        if self.aps is not None and self.aps.running:
-            self.aps.shutdown(wait=wait)
+        with self._stop_lock:
+            if self.aps is not None and self.aps.running:
+                # APScheduler 3 marks itself stopped before it takes its locks, and a pass of
+                # its loop still at work then fails to find the job it has just run: pause,
+                # wait that pass out (it holds the job stores' lock), then shut down.
+                self.aps.pause()
+                self.aps.get_jobs()
+                self.aps.shutdown(wait=wait)
 
     # --- jobs -----------------------------------------------------------------------------
 
@@ -192,17 +208,27 @@ def run_daemon(engine: Engine, *, log_json: bool = False, **options: Any) -> int
     configure_logging(log_json=log_json)
     scheduler = Scheduler(engine, **options)
 
+    received: list[int] = []
+
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        if scheduler.stopping.is_set():
-            logger.warning("second signal: exiting at once")
+        # Flags only: the handler runs on the main thread between two bytecodes, perhaps
+        # while it holds a lock (loguru's, the executor's) that logging or a shutdown here
+        # would wait for forever. The stopper thread does the work.
+        if received:
             os._exit(128 + signum)
+        received.append(signum)
+        scheduler.stopping.set()
+
+    def stop_when_signalled() -> None:
+        scheduler.stopping.wait()
         logger.bind(action="daemon").info(
-            "{sig}: finishing the batch in hand, then exiting", sig=signal.Signals(signum).name
+            "{sig}: finishing the batch in hand, then exiting", sig=signal.Signals(received[0]).name
         )
         scheduler.stop(wait=True)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    threading.Thread(target=stop_when_signalled, name="stopper", daemon=True).start()
     scheduler.run_blocking()
     logger.bind(action="daemon").info("daemon stopped")
     return 0
