@@ -350,15 +350,25 @@ def daemon(
     log_json: Annotated[
         bool, typer.Option("--log-json", help="Log JSON lines instead of text.")
     ] = False,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Cases claimed per sweep transaction.")
+    ] = 500,
+    max_interval: Annotated[
+        float, typer.Option(min=1, metavar="SECONDS", help="Longest wait between two sweeps.")
+    ] = 60.0,
 ) -> None:
     """Run the scheduler: the escalation sweep and the monthly dispatch, until SIGTERM.
+
+    The monthly dispatch runs on $RECTIFLOW_DISPATCH_CRON (crontab syntax, local time;
+    default "0 9 25 * *": the 25th at 09:00).
 
     Example: rectiflow --db postgresql+psycopg://ledger@db/ledger daemon --log-json
     """
     from rectiflow.scheduler import run_daemon  # APScheduler only loads for the daemon
 
     logger.remove()  # the daemon sets up its own sinks
-    raise typer.Exit(run_daemon(engine, log_json=log_json))
+    code = run_daemon(engine, log_json=log_json, batch_size=batch_size, max_interval=max_interval)
+    raise typer.Exit(code)
 
 
 def demo(

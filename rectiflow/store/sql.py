@@ -238,6 +238,9 @@ class SqlStore:
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
             if self.url.database in (None, "", ":memory:"):
                 kwargs["poolclass"] = StaticPool
+        else:
+            # A sweep must not hang for minutes on an unreachable server: fail, back off, retry.
+            kwargs["connect_args"] = {"connect_timeout": 5}
         self.engine = sa.create_engine(self.url, **kwargs)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
