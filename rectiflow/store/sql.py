@@ -157,7 +157,8 @@ class _Prepared:
         return [self._row(raw) for raw in self.execute(cursor, values).fetchall()]
 
     def dicts(self, cursor: Any, values: dict[str, Any]) -> list[dict[str, Any]]:
-        return [dict(zip(self.fields, row, strict=True)) for row in self.rows(cursor, values)]
+        raws = self.execute(cursor, values).fetchall()
+        return [dict(zip(self.fields, self._row(raw), strict=True)) for raw in raws]
 
     def _row(self, raw: Sequence[Any]) -> list[Any]:
         row = list(raw)
@@ -305,7 +306,11 @@ class SqlStore:
             raise sa.exc.DBAPIError.instance(
                 None, None, exc, self._dbapi_error, dialect=self.engine.dialect
             ) from exc
-        cursor = conn.cursor()
+        # One cursor per DB-API connection, kept in the pool's info for it (cleared when
+        # the pool reconnects): making a psycopg cursor costs as much as a statement.
+        cursor = conn.info.get("rectiflow_cursor")
+        if cursor is None:
+            cursor = conn.info["rectiflow_cursor"] = conn.cursor()
         try:
             if self.is_sqlite:
                 cursor.execute("BEGIN IMMEDIATE")
