@@ -24,6 +24,7 @@ from rectiflow.engine.diagram import mermaid
 from rectiflow.engine.errors import (
     ConflictError,
     NotFound,
+    PermissionDenied,
     TransitionRejected,
     UsageError,
     ValidationError,
@@ -113,9 +114,13 @@ class Engine:
         """(the database's schema revision or None, the newest revision this code knows)."""
         return self.store.schema_revision()
 
+    def now(self) -> dt.datetime:
+        """The engine's clock, as an aware UTC time."""
+        return self._now(None)
+
     def _now(self, now: dt.datetime | None) -> dt.datetime:
         if now is None:
-            return self.clock()
+            now = self.clock()
         if now.tzinfo is None:  # a naive time is local time
             now = now.replace(tzinfo=self.tz)
         return now.astimezone(dt.UTC)
@@ -341,8 +346,7 @@ class Engine:
             spec = self.workflow(case.workflow, case.workflow_version)
             transition = spec.transition(trigger, case.state)
             if transition is None:
-                machines.fire(spec, trigger, GuardContext(case, tx.measures))  # raises the refusal
-                raise AssertionError("unreachable: no transition, yet the machine fired")
+                raise machines.refusal(spec, case, trigger)
             authorize(
                 tx.actor(actor),
                 actor,
@@ -427,6 +431,12 @@ class Engine:
             case, spec = self._open_case_in(tx, None, "complete_measure")
             authorize(tx.actor(actor), actor, spec.permissions["complete_measure"], case.unit_path,
                       f"complete measure {measure_id}")  # fmt: skip
+            if any(m.id == measure_id and m.done for m in tx.measures()):
+                # Measures sit outside the hash chain: completing twice would lose the
+                # first evidence hash without a trace.
+                raise TransitionRejected(
+                    case.id, "complete_measure", case.state, f"measure {measure_id} is already done"
+                )
             measure = tx.complete_measure(measure_id, now, path, digest)
         logger.bind(case_id=found.case_id, action="measure").info(
             "measure {measure} done", measure=measure_id
@@ -529,7 +539,9 @@ class Engine:
         candidates = [t for t in spec.transitions if t.source == case.state]
         if actor is None:
             return candidates
-        who = self.get_actor(actor)
+        who = self.store.get_actor(actor)
+        if who is None:
+            raise PermissionDenied(actor, f"see the triggers of case {case_id}: no such actor")
         if not who.covers(case.unit_path):
             return []
         ctx = GuardContext(case, lambda: self.store.list_measures(case_id))
@@ -548,7 +560,11 @@ class Engine:
         )
         total = 0
         for cid in ids:
-            total += history.verify_chain(cid, self.store.list_history(cid))
+            case = self.get_case(cid)
+            # The case row holds the head of its chain, so a removed last entry shows too.
+            total += history.verify_chain(
+                cid, self.store.list_history(cid), head=(case.history_seq, case.last_hash)
+            )
         return total
 
     # --- deadlines, escalations and the calendar -----------------------------------------
@@ -696,13 +712,12 @@ class Engine:
         rows = []
         while day.year == year:
             working, provisional = cal.is_workday(day)
-            origin = (
-                "loaded"
-                if day in cal.overrides
-                else ("weekday rule" if provisional else "statutory")
-            )
-            if day.year in cal.loaded_years and day not in cal.overrides:
-                origin = "weekday rule"
+            if day in cal.overrides:
+                origin = "loaded"
+            elif cal.has_statutory(day.year):
+                origin = "statutory"
+            else:
+                origin = "weekday rule (provisional)" if provisional else "weekday rule"
             rows.append((day, working, origin))
             day += dt.timedelta(days=1)
         return rows

@@ -74,15 +74,22 @@ class Scheduler:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=self.engine.tz,
         )
-        aps.add_job(self._sweep, DateTrigger(run_date=_utcnow()), id=SWEEP, name="deadline sweep")
+        aps.add_job(
+            self._sweep, DateTrigger(run_date=self.engine.now()), id=SWEEP, name="deadline sweep"
+        )
         aps.add_job(
             self._watch, IntervalTrigger(seconds=self.watch_interval), id="watch",
             name="watch for earlier deadlines",
         )  # fmt: skip
-        aps.add_job(
-            self._dispatch, CronTrigger.from_crontab(self.dispatch_cron, timezone=self.engine.tz),
-            id="dispatch", name="monthly dispatch reminder",
-        )  # fmt: skip
+        dispatch = CronTrigger.from_crontab(self.dispatch_cron, timezone=self.engine.tz)
+        aps.add_job(self._dispatch, dispatch, id="dispatch", name="monthly dispatch reminder")
+        # A daemon that was down when this month's dispatch came due catches up at start;
+        # the rows' keys hold the month, so a dispatch already written is not written twice.
+        now = self.engine.now().astimezone(self.engine.tz)
+        month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        first_this_month = dispatch.get_next_fire_time(None, month_start)
+        if first_this_month is not None and first_this_month <= now:
+            aps.add_job(self._dispatch, DateTrigger(run_date=now), id="dispatch-catch-up")
         self.aps = aps
         return aps
 
@@ -122,7 +129,7 @@ class Scheduler:
     def _sweep(self) -> None:
         if self.stopping.is_set():
             return
-        now = _utcnow()
+        now = self.engine.now()
         try:
             summary = self.engine.escalate_due(
                 now, batch_size=self.batch_size, should_stop=self.stopping.is_set
@@ -174,17 +181,25 @@ class Scheduler:
             return  # the sweep's own retry logs and backs off
         scheduled = self._next_sweep
         if due is not None and scheduled is not None and due < scheduled:
-            self._schedule_sweep(max(due, _utcnow()))
+            self._schedule_sweep(max(due, self.engine.now()))
 
     def _dispatch(self) -> None:
+        if self.stopping.is_set():
+            return
+        now = self.engine.now()
         try:
-            self.engine.dispatch_reminders(_utcnow(), roles=self.dispatch_roles)
-        except DBAPIError as exc:
-            logger.bind(action="dispatch").warning("monthly dispatch failed: {error}", error=exc)
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+            self.engine.dispatch_reminders(now, roles=self.dispatch_roles)
+        except Exception as exc:  # retried: a month must not be skipped for a blip
+            logger.bind(action="dispatch").warning(
+                "monthly dispatch failed ({error}); retrying in {delay:.0f}s",
+                error=str(exc).splitlines()[0], delay=self.max_interval,
+            )  # fmt: skip
+            if self.aps is not None:
+                retry = now + dt.timedelta(seconds=self.max_interval)
+                self.aps.add_job(
+                    self._dispatch, DateTrigger(run_date=retry), id="dispatch-retry",
+                    replace_existing=True,
+                )  # fmt: skip
 
 
 def configure_logging(*, log_json: bool = False, level: str = "INFO") -> None:

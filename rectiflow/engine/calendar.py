@@ -47,11 +47,11 @@ class WorkCalendar:
         """Return (is working day, provisional)."""
         if day in self.overrides:
             return self.overrides[day], False
-        if day.year in self.loaded_years:
-            return day.weekday() < 5, False
         statutory = _statutory(day)
         if statutory is not None:
             return statutory, False
+        if day.year in self.loaded_years:  # the loaded table lists the exceptions only
+            return day.weekday() < 5, False
         if day.year not in _WARNED_YEARS:  # once per process, not once per sweep
             _WARNED_YEARS.add(day.year)
             logger.warning(
@@ -62,7 +62,11 @@ class WorkCalendar:
         return day.weekday() < 5, True
 
     def has_data(self, year: int) -> bool:
-        return year in self.loaded_years or _statutory(dt.date(year, 6, 1)) is not None
+        return year in self.loaded_years or self.has_statutory(year)
+
+    @staticmethod
+    def has_statutory(year: int) -> bool:
+        return _statutory(dt.date(year, 6, 1)) is not None
 
     def shift_workdays(self, day: dt.date, count: int) -> tuple[dt.date, bool]:
         """The count-th working day after (count > 0) or before (count < 0) ``day``."""

@@ -46,9 +46,19 @@ class TimeRules:
         return self.end_of_day(shifted), provisional
 
 
+def fixed_due(
+    spec: WorkflowSpec, case: Case, state: str, entered_at: dt.datetime
+) -> dt.datetime | None:
+    """The case's own due date when it replaces this stage's SLA: only while it lies ahead,
+    so that a visit after it passed (a reopened case) gets a deadline and a fresh ladder."""
+    if state == spec.due_state and case.due is not None and case.due > entered_at:
+        return case.due
+    return None
+
+
 def credit_unit(spec: WorkflowSpec, case: Case, state: str) -> Unit:
     """The unit in which paused time is given back for this stage."""
-    if state == spec.due_state and case.due is not None:
+    if fixed_due(spec, case, state, case.stage_entered_at) is not None:
         return Unit.SECONDS
     sla = spec.states[state].sla_for(case.severity)
     if sla is None or not sla.unit.is_day:
@@ -63,8 +73,9 @@ def stage_deadline(
     """The deadline of a visit to ``state`` entered at ``entered_at``: (UTC or None, provisional)."""
     if spec.states[state].final:
         return None, False
-    if state == spec.due_state and case.due is not None:
-        due, provisional = case.due, False
+    due = fixed_due(spec, case, state, entered_at)
+    if due is not None:
+        provisional = False
     else:
         sla = spec.states[state].sla_for(case.severity)
         if sla is None:

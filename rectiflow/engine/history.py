@@ -37,8 +37,13 @@ def make_entry(
     return HistoryEntry(case_id, seq, trigger, source, dest, actor, at, comment, prev_hash, digest)
 
 
-def verify_chain(case_id: int, entries: Iterable[HistoryEntry]) -> int:
-    """Raise IntegrityError at the first broken link; return the number of entries."""
+def verify_chain(
+    case_id: int, entries: Iterable[HistoryEntry], head: tuple[int, str] | None = None
+) -> int:
+    """Raise IntegrityError at the first broken link; return the number of entries.
+
+    ``head`` is (seq, hash) of the newest entry as the case row records it: checking the
+    chain's end against it catches removed trailing entries."""
     prev = GENESIS
     expected_seq = 1
     for entry in entries:
@@ -54,4 +59,9 @@ def verify_chain(case_id: int, entries: Iterable[HistoryEntry]) -> int:
             raise IntegrityError(case_id, entry.seq, "the entry was altered (hash mismatch)")
         prev = entry.hash
         expected_seq += 1
-    return expected_seq - 1
+    count = expected_seq - 1
+    if head is not None and (count, prev) != head:
+        if count < head[0]:
+            raise IntegrityError(case_id, count + 1, f"entry {count + 1} is missing")
+        raise IntegrityError(case_id, count, "the case row does not point at this entry")
+    return count

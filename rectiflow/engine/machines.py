@@ -15,6 +15,7 @@ from rectiflow.engine import guards
 from rectiflow.engine.errors import TransitionRejected
 from rectiflow.engine.guards import GuardContext
 from rectiflow.engine.spec import WorkflowSpec
+from rectiflow.engine.types import Case
 
 _CACHE: dict[tuple[str, int, str], Machine] = {}
 
@@ -69,22 +70,26 @@ def fire(spec: WorkflowSpec, trigger: str, ctx: GuardContext) -> str:
     case = ctx.case
     event = machine_for(spec).events.get(trigger)
     if event is None:
-        raise TransitionRejected(
-            case.id, trigger, case.state,
-            f"workflow {spec.name}@{spec.version} has no trigger {trigger!r}",
-        )  # fmt: skip
+        raise refusal(spec, case, trigger)
     token = _Token(case.state)
     try:
         moved = event.trigger(token, ctx=ctx)
     except MachineError:
-        valid = valid_triggers(spec, case.state)
-        hint = f" (valid now: {', '.join(valid)})" if valid else " (it is a final state)"
-        raise TransitionRejected(
-            case.id, trigger, case.state, f"not valid from state {case.state}{hint}"
-        ) from None
+        raise refusal(spec, case, trigger) from None
     if not moved:
         raise TransitionRejected(case.id, trigger, case.state, ctx.refusal or "a guard refused")
     return token.state
+
+
+def refusal(spec: WorkflowSpec, case: Case, trigger: str) -> TransitionRejected:
+    """Why ``trigger`` cannot fire from the case's state at all."""
+    if trigger not in spec.triggers:
+        reason = f"workflow {spec.name}@{spec.version} has no trigger {trigger!r}"
+    else:
+        valid = valid_triggers(spec, case.state)
+        hint = f" (valid now: {', '.join(valid)})" if valid else " (it is a final state)"
+        reason = f"not valid from state {case.state}{hint}"
+    return TransitionRejected(case.id, trigger, case.state, reason)
 
 
 def valid_triggers(spec: WorkflowSpec, state: str) -> list[str]:

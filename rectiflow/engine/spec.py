@@ -10,6 +10,7 @@ import hashlib
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import yaml
@@ -73,8 +74,8 @@ class WorkflowSpec:
     due_state: str | None  # the state whose deadline a case's own `due` replaces
     source_text: str = field(repr=False, compare=False, default="")
 
-    @property
-    def digest(self) -> str:
+    @cached_property
+    def digest(self) -> str:  # the machine cache's key: computed once, asked on every fire
         return hashlib.sha256(self.source_text.encode()).hexdigest()
 
     @property
@@ -338,6 +339,12 @@ class _Parser:
             for j, role in enumerate(notify):
                 if role not in roles:
                     raise self.fail(f"{path}.notify[{j}]", f"unknown role {role!r}")
+            if levels and _rough_seconds(offset) < _rough_seconds(levels[-1].offset):
+                raise self.fail(
+                    f"{path}.offset",
+                    f"level {level!r} ({offset}) comes before {levels[-1].level!r} "
+                    f"({levels[-1].offset}): list the levels in the order they fire",
+                )
             levels.append(LevelSpec(level, offset, notify))
         return tuple(levels)
 
@@ -374,6 +381,13 @@ class _Parser:
         for name in spec.states:
             if name not in finishing:
                 raise self.fail(f"states.{name}", f"no final state can be reached from {name!r}")
+
+
+def _rough_seconds(offset: Duration) -> int:
+    """An offset's length for ordering levels: a working day counts as at least a day."""
+    if offset.unit.is_day:
+        return offset.amount * 86400
+    return offset.seconds
 
 
 def _closure(start: str, edges: Mapping[str, set[str]]) -> set[str]:

@@ -456,7 +456,7 @@ def test_triggers__outside_the_actors_units(engine: Engine) -> None:
     case = at_state(engine, "identify", unit="OTHER")
     assert names(engine, case.id, "city_sup") == []
     assert names(engine, case.id, "sup") == ["confirm", "dismiss"]
-    with pytest.raises(NotFound, match="no actor ghost"):
+    with pytest.raises(PermissionDenied, match="ghost may not see the triggers of case 1"):
         engine.triggers(case.id, "ghost")
 
 
