@@ -128,8 +128,30 @@ class Engine:
     @property
     def rules(self) -> TimeRules:
         if self._rules is None:
-            self._rules = TimeRules(WorkCalendar.from_rows(self.store.calendar_days()), self.tz)
+            self._refresh_calendar()
+        assert self._rules is not None
         return self._rules
+
+    def _refresh_calendar(self) -> bool:
+        """Re-read the loaded calendar table; rebuild the rules only if it changed (the
+        rules cache working-day shifts). Returns whether it changed."""
+        rows = self.store.calendar_days()
+        if self._rules is not None and dict(rows) == self._rules.calendar.overrides:
+            return False
+        self._rules = TimeRules(WorkCalendar.from_rows(rows), self.tz)
+        return True
+
+    def _stage_deadline(
+        self, spec: WorkflowSpec, case: Case, state: str, entered_at: dt.datetime,
+        pause_credit: int = 0,
+    ) -> tuple[dt.datetime | None, bool]:  # fmt: skip
+        """A stage deadline; when it comes out provisional, another process may have loaded
+        the year meanwhile, so look once more before settling for it."""
+        args = (spec, case, state, entered_at, pause_credit)
+        due_at, provisional = deadlines.stage_deadline(self.rules, *args)
+        if provisional and self._refresh_calendar():
+            due_at, provisional = deadlines.stage_deadline(self.rules, *args)
+        return due_at, provisional
 
     def on_transition(self, hook: TransitionHook) -> None:
         """Call ``hook(case, trigger, source)`` after every committed transition."""
@@ -236,9 +258,7 @@ class Engine:
         if due_at is not None and due_at <= now:
             raise ValidationError(f"due date {due} is not in the future")
         draft = _draft_case(spec, unit_row, severity, now, due_at)
-        stage_due, provisional = deadlines.stage_deadline(
-            self.rules, spec, draft, spec.initial, now
-        )
+        stage_due, provisional = self._stage_deadline(spec, draft, spec.initial, now)
         values = {
             "workflow": spec.name, "workflow_version": spec.version, "unit": unit,
             "title": title.strip(), "description": description, "category": category,
@@ -376,7 +396,7 @@ class Engine:
         actor: str, comment: str | None,
     ) -> tuple[dict[str, Any], HistoryEntry]:  # fmt: skip
         """The row values and the history entry of a new visit to ``dest``."""
-        due_at, provisional = deadlines.stage_deadline(self.rules, spec, case, dest, now)
+        due_at, provisional = self._stage_deadline(spec, case, dest, now)
         entry = history.make_entry(
             case.id, case.history_seq + 1, trigger, case.state, dest, actor, now, comment,
             case.last_hash,
@@ -492,8 +512,8 @@ class Engine:
             credit = case.pause_credit + deadlines.pause_credit(
                 self.rules, unit, case.paused_at, now
             )
-            due_at, provisional = deadlines.stage_deadline(
-                self.rules, spec, case, case.state, case.stage_entered_at, credit
+            due_at, provisional = self._stage_deadline(
+                spec, case, case.state, case.stage_entered_at, credit
             )
             updated = tx.update({
                 "paused_at": None, "pause_credit": credit, "due_at": due_at,
@@ -582,7 +602,11 @@ class Engine:
         Works in batches of ``batch_size`` cases, each its own transaction; ``should_stop``
         is asked between batches (a daemon told to stop finishes the batch in hand)."""
         now = self._now(now)
-        self._rules = None  # another process may have loaded calendar data
+        # Everything the planning needs, read before the batches hold their locks: another
+        # process may have loaded calendar data or registered a workflow.
+        self._refresh_calendar()
+        for record in self.store.list_workflows():
+            self._spec_of(record)
         by_level: dict[str, int] = {}
         cases = fired = 0
 
@@ -681,20 +705,16 @@ class Engine:
             ) from None
         days = parse_calendar_file(text, str(file))
         self.store.load_calendar(days)
-        self._rules = None
+        self._refresh_calendar()
         recomputed = 0
         for case in self.store.list_cases(provisional_only=True):
             with self.store.case_tx(case.id) as tx:
                 current = tx.case
                 spec = self.workflow(current.workflow, current.workflow_version)
                 due_at, provisional = deadlines.stage_deadline(
-                    self.rules,
-                    spec,
-                    current,
-                    current.state,
-                    current.stage_entered_at,
+                    self.rules, spec, current, current.state, current.stage_entered_at,
                     current.pause_credit,
-                )
+                )  # fmt: skip
                 tx.update({
                     "due_at": due_at, "due_provisional": provisional,
                     "next_escalation_at": deadlines.next_escalation(self.rules, spec, due_at, current.next_level),

@@ -6,15 +6,17 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import MONDAY, SH
 
 from rectiflow import Engine, IntegrityError, TransitionRejected, ValidationError
 from rectiflow.engine.calendar import WorkCalendar
 from rectiflow.engine.deadlines import TimeRules
 from rectiflow.engine.durations import Duration, Unit
 
+SH = ZoneInfo("Asia/Shanghai")
+MONDAY = dt.datetime(2026, 3, 2, 9, 0, tzinfo=SH)  # the unit fixture's clock
 SHIPPED = (
     Path(__file__).resolve().parents[2] / "rectiflow/workflows/rectification.yaml"
 ).read_text("utf-8")
