@@ -9,6 +9,7 @@ PostgreSQL holds the case row with ``SELECT ... FOR UPDATE`` and the sweep claim
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -106,7 +107,7 @@ _NEXT_LEVEL = case_t.update().where(
 )
 _ESCALATION_KEYS = ["case_id", "visit", "state", "level", "due_at", "fired_at"]
 _NOTIFICATION_KEYS = ["case_id", "kind", "level", "role", "created_at", "key"]
-_REQUIRED = object()
+_PYFORMAT = re.compile(r"%\((\w+)\)s")
 
 
 class _Prepared:
@@ -120,17 +121,22 @@ class _Prepared:
     def __init__(self, stmt: Any, dialect: sa.Dialect, column_keys: Sequence[str] | None) -> None:
         compiled = stmt.compile(dialect=dialect, column_keys=column_keys)
         self.sql = compiled.string
-        self.positional = compiled.positional  # qmark on SQLite, named (pyformat) on psycopg
+        order = compiled.positiontup  # qmark on SQLite
+        if order is None and dialect.paramstyle == "pyformat":
+            # psycopg takes %(name)s with a dict, or %s with a tuple for less work a call
+            order = _PYFORMAT.findall(self.sql)
+            self.sql = _PYFORMAT.sub("%s", self.sql)
         binds = {name: bind for bind, name in compiled.bind_names.items()}
-        self.params = [
-            (
-                name,
-                binds[name].type.dialect_impl(dialect).bind_processor(dialect),
-                _REQUIRED if binds[name].required else binds[name].value,  # e.g. a LIMIT
-            )
-            for name in (compiled.positiontup or binds)
+        self.positional = order is not None
+        self.names = list(order if order is not None else binds)
+        self.defaults = {  # values Core put in the statement itself, e.g. a LIMIT
+            name: binds[name].value for name in self.names if not binds[name].required
+        }
+        self.bind_convert = [
+            (i, process)
+            for i, name in enumerate(self.names)
+            if (process := binds[name].type.dialect_impl(dialect).bind_processor(dialect))
         ]
-        self.names = [name for name, _, _ in self.params]
         columns = list(stmt.exported_columns)
         self.fields = [c.key for c in columns]
         self.convert = [
@@ -140,10 +146,12 @@ class _Prepared:
         ]
 
     def bind(self, values: dict[str, Any]) -> Any:
-        out = []
-        for name, process, default in self.params:
-            value = values[name] if default is _REQUIRED else values.get(name, default)
-            out.append(value if process is None or value is None else process(value))
+        if self.defaults:
+            values = {**self.defaults, **values}
+        out = [values[name] for name in self.names]
+        for i, process in self.bind_convert:
+            if out[i] is not None:
+                out[i] = process(out[i])
         return tuple(out) if self.positional else dict(zip(self.names, out, strict=True))
 
     def execute(self, cursor: Any, values: dict[str, Any]) -> Any:
