@@ -93,6 +93,9 @@ UPDATE_CASE = (
     "next_level=?, next_escalation_at=?, paused_at=?, pause_credit=?, version=?, "
     "history_seq=?, last_hash=? WHERE rcase.id = ? AND rcase.version = ?"
 )
+SELECT_CALENDAR = (
+    "SELECT calendar_day.day, calendar_day.workday FROM calendar_day ORDER BY calendar_day.day"
+)
 INSERT_HISTORY = (
     'INSERT INTO history (case_id, seq, "trigger", source, dest, actor, at, comment, '
     "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -111,6 +114,12 @@ class RawFire:
         self.update_case = self.db.sql(UPDATE_CASE)
         self.insert_history = self.db.sql(INSERT_HISTORY)
         self.calendar = RawCalendar()
+        # the engine reads the calendar table outside the transition's transaction
+        self.calendar_db = Raw(url)
+        if self.calendar_db.postgres:  # a lone read, like the store's (pysqlite: already)
+            self.calendar_db.conn.autocommit = True
+        self.calendar_rows = self.calendar_db.cursor
+        self.select_calendar = SELECT_CALENDAR
 
     def fire(self, case_id: int, trigger: str, actor: str) -> None:
         db, cur = self.db, self.db.cursor
@@ -141,6 +150,8 @@ class RawFire:
             if sla is not None:
                 due_at, provisional = self.calendar.add_workdays(now, sla)
                 next_at = self.calendar.add_workdays(due_at, FIRST_LEVEL)[0]
+                if provisional:  # the engine looks for newly loaded calendar data then
+                    self.calendar_rows.execute(self.select_calendar).fetchall()
             seq, prev = case[HISTORY_SEQ] + 1, case[LAST_HASH]
             stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             payload = json.dumps(
@@ -165,6 +176,7 @@ class RawFire:
 
     def close(self) -> None:
         self.db.close()
+        self.calendar_db.close()
 
 
 # --- driving the cases ----------------------------------------------------------------------

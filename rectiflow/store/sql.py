@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import bindparam, event
@@ -107,6 +107,7 @@ _NEXT_LEVEL = case_t.update().where(
 )
 _ESCALATION_KEYS = ["case_id", "visit", "state", "level", "due_at", "fired_at"]
 _NOTIFICATION_KEYS = ["case_id", "kind", "level", "role", "created_at", "key"]
+_CALENDAR_DAYS = sa.select(calendar_t.c.day, calendar_t.c.workday).order_by(calendar_t.c.day)
 _PYFORMAT = re.compile(r"%\((\w+)\)s")
 
 
@@ -304,10 +305,12 @@ class SqlStore:
                 yield conn
 
     @contextmanager
-    def _cursor(self) -> Iterator[Any]:
+    def _cursor(self, *, write: bool = True) -> Iterator[Any]:
         """A write transaction on a pooled DB-API cursor: the hot paths' way in (see
-        ``_Prepared``). Driver errors come out wrapped as SQLAlchemy's, as from ``_write``,
-        and a connection the driver reports broken is not reused."""
+        ``_Prepared``). With ``write=False``, one read statement in autocommit instead: no
+        transaction of its own, so one round trip. Driver errors come out wrapped as
+        SQLAlchemy's, as from ``_write``, and a connection the driver reports broken is not
+        reused."""
         try:
             conn = self.engine.raw_connection()
         except self._dbapi_error as exc:  # the pool hands a failed connect on unwrapped
@@ -319,17 +322,21 @@ class SqlStore:
         cursor = conn.info.get("rectiflow_cursor")
         if cursor is None:
             cursor = conn.info["rectiflow_cursor"] = conn.cursor()
+        autocommit = not write and not self.is_sqlite  # pysqlite is in autocommit already
         try:
-            if self.is_sqlite:
+            if write and self.is_sqlite:
                 cursor.execute("BEGIN IMMEDIATE")
+            if autocommit:
+                conn.dbapi_connection.autocommit = True  # type: ignore[union-attr]
             yield cursor
-            conn.commit()
+            if write:
+                conn.commit()
         except BaseException as exc:
             dbapi_error = isinstance(exc, self._dbapi_error)
             dialect = self.engine.dialect
-            if dbapi_error and dialect.is_disconnect(exc, conn.dbapi_connection, cursor):
+            if dbapi_error and dialect.is_disconnect(cast(Any, exc), conn.dbapi_connection, cursor):
                 conn.invalidate(exc)
-            else:
+            elif write:
                 try:
                     conn.rollback()
                 except self._dbapi_error as again:
@@ -340,6 +347,11 @@ class SqlStore:
                 ) from exc
             raise
         finally:
+            if autocommit and conn.dbapi_connection is not None:
+                try:
+                    conn.dbapi_connection.autocommit = False
+                except self._dbapi_error as exc:
+                    conn.invalidate(exc)
             conn.close()  # back to the pool
 
     def _stmt(
@@ -688,11 +700,11 @@ class SqlStore:
         return len(values)
 
     def calendar_days(self) -> list[tuple[dt.date, bool]]:
-        with self._read() as conn:
-            rows = conn.execute(
-                sa.select(calendar_t.c.day, calendar_t.c.workday).order_by(calendar_t.c.day)
-            )
-            return [(r.day, bool(r.workday)) for r in rows]
+        # Asked again whenever a deadline comes out provisional, in the middle of a
+        # transition: the lean read path.
+        with self._cursor(write=False) as cursor:
+            rows = self._stmt("calendar", _CALENDAR_DAYS).rows(cursor, {})
+        return [(day, bool(workday)) for day, workday in rows]
 
 
 def _configure_sqlite(engine: sa.Engine) -> None:
