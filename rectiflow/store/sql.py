@@ -372,6 +372,12 @@ class SqlStore:
     # --- units and actors -----------------------------------------------------------------
 
     def add_unit(self, code: str, name: str, parent: str | None) -> Unit:
+        try:
+            return self._add_unit(code, name, parent)
+        except sa.exc.IntegrityError:  # inserted concurrently by another process
+            raise ValidationError(f"unit {code} already exists") from None
+
+    def _add_unit(self, code: str, name: str, parent: str | None) -> Unit:
         with self._write() as conn:
             if conn.execute(sa.select(unit_t.c.code).where(unit_t.c.code == code)).first():
                 raise ValidationError(f"unit {code} already exists")
@@ -398,6 +404,12 @@ class SqlStore:
             ]
 
     def add_actor(self, name: str, roles: Sequence[str], units: Sequence[str]) -> Actor:
+        try:
+            return self._add_actor(name, roles, units)
+        except sa.exc.IntegrityError:  # inserted concurrently by another process
+            raise ValidationError(f"actor {name} already exists") from None
+
+    def _add_actor(self, name: str, roles: Sequence[str], units: Sequence[str]) -> Actor:
         with self._write() as conn:
             if conn.execute(sa.select(actor_t.c.name).where(actor_t.c.name == name)).first():
                 raise ValidationError(f"actor {name} already exists")
@@ -424,6 +436,14 @@ class SqlStore:
     # --- workflows ------------------------------------------------------------------------
 
     def register_workflow(self, record: WorkflowRecord) -> bool:
+        try:
+            return self._register_workflow(record)
+        except sa.exc.IntegrityError:
+            # Another process (say, a second daemon's `init`) inserted the same name and
+            # version between our look and our insert: look again, and compare with it.
+            return self._register_workflow(record)
+
+    def _register_workflow(self, record: WorkflowRecord) -> bool:
         with self._write() as conn:
             existing = conn.execute(
                 sa.select(workflow_t.c.digest).where(
@@ -604,7 +624,7 @@ class SqlStore:
                 case_t.c.next_escalation_at <= bindparam("now"),
                 case_t.c.paused_at.is_(None),
             )
-            .order_by(case_t.c.next_escalation_at)
+            .order_by(case_t.c.next_escalation_at, case_t.c.id)
             .limit(limit)
         )
         if not self.is_sqlite:

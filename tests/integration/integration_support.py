@@ -107,3 +107,15 @@ def stress_fire(
         out,
         {"accepted": accepted, "conflicts": conflicts, "rejected": rejected, "errors": errors},
     )
+
+
+def init_database(url: str, barrier: Any, out: str) -> None:
+    """Run `init` (migrations + shipped workflows) at the same moment as the others."""
+    barrier.wait(BARRIER_TIMEOUT)
+    try:
+        with Engine(url) as engine:
+            engine.init()
+    except Exception as exc:
+        _write(out, {"error": f"{type(exc).__name__}: {exc}"})
+    else:
+        _write(out, {"error": None})

@@ -4,6 +4,8 @@ exactly the schema the models describe. Run on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import multiprocessing
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from integration_support import init_database
 
 from rectiflow import Engine
 from rectiflow.engine import history
@@ -36,6 +39,7 @@ def _fill_first_revision(url: str) -> None:
     shipped = Path(__file__).resolve().parents[2] / "rectiflow/workflows/rectification.yaml"
     spec = parse_workflow(shipped.read_text("utf-8"), "rectification.yaml")
     old = sa.MetaData()
+    stamp = (lambda d: d.isoformat()) if url.startswith("sqlite") else (lambda d: d)
     with store.engine.begin() as conn:
         old.reflect(conn)
         t = old.tables
@@ -46,12 +50,11 @@ def _fill_first_revision(url: str) -> None:
         conn.execute(t["actor"].insert(), [{"name": "督办员", "roles": "supervisor"}])
         conn.execute(t["workflow"].insert(), [{
             "name": spec.name, "version": spec.version, "digest": spec.digest,
-            "source_text": spec.source_text, "registered_at": T0.isoformat() if url.startswith("sqlite") else T0,
+            "source_text": spec.source_text, "registered_at": stamp(T0),
         }])  # fmt: skip
         first = history.make_entry(
             1, 1, "open", None, "identify", "督办员", T0, None, history.GENESIS
         )
-        stamp = (lambda d: d.isoformat()) if url.startswith("sqlite") else (lambda d: d)
         conn.execute(t["rcase"].insert(), [{
             "id": 1, "workflow": "rectification", "workflow_version": 1, "unit": "HRB",
             "title": "窗口服务推诿扯皮", "description": None, "category": "作风", "source": "暗访",
@@ -85,14 +88,16 @@ def test_migrations__upgrade_keeps_every_row(url: str) -> None:
             "identify",
             "high",
         )
-        assert case.created_at == T0 and case.due_at == T0 + dt.timedelta(days=7)
+        assert case.created_at == T0
+        assert case.due_at == T0 + dt.timedelta(days=7)
         assert (case.visit, case.next_level, case.pause_credit, case.paused_at) == (1, 0, 0, None)
         assert [m.text for m in engine.measures(1)] == ["推行首问负责制"]
         assert [u.code for u in engine.list_units()] == ["HLJ", "HRB"]
         assert engine.verify_history() == 1
         # the upgraded case goes on living
         moved = engine.fire(1, "confirm", "督办员", now=T0 + dt.timedelta(days=1))
-        assert moved.state == "plan" and moved.due_at is not None
+        assert moved.state == "plan"
+        assert moved.due_at is not None
         assert engine.verify_history() == 2
 
 
@@ -111,5 +116,22 @@ def test_migrations__init_is_idempotent(url: str) -> None:
     with Engine(url) as engine:
         engine.init()
         engine.init()
+        assert engine.schema_revision()[0] == engine.schema_revision()[1]
+        assert [(w.name, w.version) for w in engine.list_workflows()] == [("rectification", 1)]
+
+
+@pytest.mark.slow
+def test_migrations__concurrent_init_from_several_processes(url: str, tmp_path: Path) -> None:
+    # Several daemons' `ExecStartPre=rectiflow init` on one fresh database at once.
+    spawn = multiprocessing.get_context("spawn")
+    barrier = spawn.Barrier(4)
+    outs = [tmp_path / f"init{i}.json" for i in range(4)]
+    workers = [spawn.Process(target=init_database, args=(url, barrier, str(out))) for out in outs]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert [json.loads(out.read_text("utf-8"))["error"] for out in outs] == [None] * 4
+    with Engine(url) as engine:
         assert engine.schema_revision()[0] == engine.schema_revision()[1]
         assert [(w.name, w.version) for w in engine.list_workflows()] == [("rectification", 1)]
