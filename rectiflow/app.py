@@ -174,8 +174,9 @@ class Engine:
         known = {role for record in self.list_workflows() for role in self._spec_of(record).roles}
         for role in roles:
             if known and role not in known:
+                listed = ", ".join(sorted(known))
                 raise ValidationError(
-                    f"unknown role {role!r} (roles of the registered workflows: {', '.join(sorted(known))})"
+                    f"unknown role {role!r} (roles of the registered workflows: {listed})"
                 )
         return self.store.add_actor(name, list(dict.fromkeys(roles)), list(units))
 
@@ -191,7 +192,7 @@ class Engine:
     # --- workflows ------------------------------------------------------------------------
 
     def register_workflow(self, text: str, filename: str = "<workflow>") -> WorkflowSpec:
-        """Validate and register a definition; the same name+version with other content is refused."""
+        """Validate and register a definition (a registered name+version is immutable)."""
         spec = parse_workflow(text, filename)
         self.store.register_workflow(self._record(spec))
         self._specs[spec.name, spec.version] = spec
@@ -518,7 +519,9 @@ class Engine:
             updated = tx.update({
                 "paused_at": None, "pause_credit": credit, "due_at": due_at,
                 "due_provisional": provisional,
-                "next_escalation_at": deadlines.next_escalation(self.rules, spec, due_at, case.next_level),
+                "next_escalation_at": deadlines.next_escalation(
+                    self.rules, spec, due_at, case.next_level
+                ),
             }, self._marker(case, "resume", actor, now, None))  # fmt: skip
         logger.bind(case_id=case_id, action="resume").info(
             "case {case_id} resumed, due {due}", case_id=case_id, due=due_at
@@ -717,7 +720,9 @@ class Engine:
                 )  # fmt: skip
                 tx.update({
                     "due_at": due_at, "due_provisional": provisional,
-                    "next_escalation_at": deadlines.next_escalation(self.rules, spec, due_at, current.next_level),
+                    "next_escalation_at": deadlines.next_escalation(
+                        self.rules, spec, due_at, current.next_level
+                    ),
                 })  # fmt: skip
             recomputed += 1
         logger.bind(action="calendar").info(

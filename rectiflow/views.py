@@ -59,7 +59,7 @@ def case_dict(
                 "done_at": stamp(m.done_at, engine),
                 "evidence_path": m.evidence_path,
                 "evidence_sha256": m.evidence_sha256,
-            }  # fmt: skip
+            }
             for m in measures
         ],
         "escalations": [
@@ -69,7 +69,7 @@ def case_dict(
                 "visit": e.visit,
                 "due_at": stamp(e.due_at, engine),
                 "at": stamp(e.fired_at, engine),
-            }  # fmt: skip
+            }
             for e in escalations
         ],
         "notes": [{"actor": n.actor, "at": stamp(n.at, engine), "text": n.text} for n in notes],
@@ -84,7 +84,7 @@ def case_dict(
                 "actor": h.actor,
                 "at": stamp(h.at, engine),
                 "comment": h.comment,
-            }  # fmt: skip
+            }
             for h in history
         ]
     return data

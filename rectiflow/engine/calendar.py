@@ -15,7 +15,6 @@ from functools import lru_cache
 import chinese_calendar
 from loguru import logger
 
-
 _WARNED_YEARS: set[int] = set()
 _SHIFT_CACHE_SIZE = 65536  # (date, count) answers kept per calendar
 

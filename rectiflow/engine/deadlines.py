@@ -70,7 +70,7 @@ def stage_deadline(
     rules: TimeRules, spec: WorkflowSpec, case: Case, state: str, entered_at: dt.datetime,
     pause_credit: int = 0,
 ) -> tuple[dt.datetime | None, bool]:  # fmt: skip
-    """The deadline of a visit to ``state`` entered at ``entered_at``: (UTC or None, provisional)."""
+    """The deadline of a visit to ``state`` entered at ``entered_at``: (UTC, provisional)."""
     if spec.states[state].final:
         return None, False
     due = fixed_due(spec, case, state, entered_at)

@@ -314,9 +314,10 @@ class _Parser:
                 if source not in states:
                     raise self.fail(source_path, f"unknown state {source!r}")
                 if (trigger, source) in seen:
+                    first = seen[trigger, source]
                     raise self.fail(
                         f"{path}.trigger",
-                        f"trigger {trigger!r} from state {source!r} already defined at {seen[trigger, source]}",
+                        f"trigger {trigger!r} from state {source!r} already defined at {first}",
                     )
                 seen[trigger, source] = f"line {self.loc.line(path)}"
                 result.append(TransitionSpec(trigger, source, dest, allowed, guard_names, requires))

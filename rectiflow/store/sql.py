@@ -454,7 +454,7 @@ class SqlStore:
                 if existing != record.digest:
                     raise ValidationError(
                         f"workflow {record.name}@{record.version} is already registered with "
-                        "different content; a registered version is immutable, give it a new version"
+                        "different content; a registered version is immutable: give it a new one"
                     )
                 return False
             conn.execute(
@@ -464,7 +464,7 @@ class SqlStore:
                     digest=record.digest,
                     source_text=record.source_text,
                     registered_at=record.registered_at,
-                )  # fmt: skip
+                )
             )
         return True
 
@@ -655,9 +655,9 @@ class SqlStore:
         return value
 
     def list_escalations(self, case_id: int | None = None) -> list[Escalation]:
+        c = escalation_t.c
         stmt = sa.select(
-            escalation_t.c.case_id, escalation_t.c.visit, escalation_t.c.state, escalation_t.c.level,
-            escalation_t.c.due_at, escalation_t.c.fired_at,
+            c.case_id, c.visit, c.state, c.level, c.due_at, c.fired_at,
         ).order_by(escalation_t.c.id)  # fmt: skip
         if case_id is not None:
             stmt = stmt.where(escalation_t.c.case_id == case_id)
