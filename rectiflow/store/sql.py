@@ -251,6 +251,10 @@ class SqlStore:
         else:
             # A sweep must not hang for minutes on an unreachable server: fail, back off, retry.
             kwargs["connect_args"] = {"connect_timeout": 5}
+        if "poolclass" not in kwargs:
+            # Last in, first out: a transition that reads the calendar meanwhile borrows a
+            # second connection, and the next transition then gets the first one back, warm.
+            kwargs["pool_use_lifo"] = True
         self.engine = sa.create_engine(self.url, **kwargs)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
