@@ -736,13 +736,13 @@ class Engine:
         day = dt.date(year, 1, 1)
         rows = []
         while day.year == year:
-            working, provisional = cal.is_workday(day)
+            working, _ = cal.is_workday(day)
             if day in cal.overrides:
                 origin = "loaded"
             elif cal.has_statutory(day.year):
                 origin = "statutory"
             else:
-                origin = "weekday rule (provisional)" if provisional else "weekday rule"
+                origin = "weekday rule"
             rows.append((day, working, origin))
             day += dt.timedelta(days=1)
         return rows
