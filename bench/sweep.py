@@ -274,15 +274,22 @@ class RawSweep:
 
 def idle_daemon_cpu(url: str, seconds: float) -> float:
     """Per cent of one core that ``rectiflow daemon`` takes over the swept ledger, measured
-    over ``seconds`` after a few seconds to start and sweep."""
+    over ``seconds`` once it has settled."""
     daemon = subprocess.Popen(
         [sys.executable, "-m", "rectiflow", "--db", url, "daemon"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        time.sleep(5)
-        if daemon.poll() is not None:
-            raise SystemExit(f"the daemon exited with {daemon.returncode}")
+        # Let it start, sweep and catch up on the monthly dispatch first: wait until a
+        # two-second window takes under a tenth of a core (at most two minutes).
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            before = _cpu_seconds(daemon.pid)
+            time.sleep(2)
+            if daemon.poll() is not None:
+                raise SystemExit(f"the daemon exited with {daemon.returncode}")
+            if _cpu_seconds(daemon.pid) - before < 0.2:
+                break
         before, start = _cpu_seconds(daemon.pid), time.monotonic()
         time.sleep(seconds)
         used, spent = _cpu_seconds(daemon.pid) - before, time.monotonic() - start
