@@ -151,7 +151,7 @@ class Raw:
 
             self.conn: Any = psycopg.connect(_libpq(url))
         else:
-            path = sa.engine.make_url(url).database
+            path = sa.engine.make_url(url).database or ""
             self.conn = sqlite3.connect(path, timeout=30, isolation_level=None)
             for pragma in (
                 "journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=30000", "foreign_keys=ON",

@@ -28,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+# Run as a script: the repository root goes on sys.path (for `bench.common`).
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
@@ -236,7 +237,9 @@ class RawSweep:
         for row in rows:
             case_id, visit, state = row[ID], row[VISIT], row[STATE]
             due_at = db.parse_time(row[DUE_AT])
-            index, notes, next_at = row[NEXT_LEVEL], [], None
+            assert due_at is not None  # every claimed case is open
+            index, next_at = row[NEXT_LEVEL], None
+            notes: list[tuple[object, ...]] = []
             while index < len(LADDER):
                 level, offset, roles = LADDER[index]
                 at = self.calendar.add_workdays(due_at, offset)[0]

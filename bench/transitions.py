@@ -4,9 +4,11 @@ N cases are driven identify -> plan -> rectify -> verify -> closed through ``Eng
 N more through a hand-written raw-SQL ``fire`` that does per transition what the store
 does: BEGIN IMMEDIATE (SQLite) or a transaction with SELECT ... FOR UPDATE (PostgreSQL);
 read the case row joined with its unit; read the actor with its units; read the measures
-for the guarded triggers; UPDATE the case WHERE id AND version; INSERT the hash-chained
-history row; COMMIT. Only the fires are timed; opening cases and adding and completing
-measures happen (through the Engine, for both halves) between the timed phases.
+for the guarded triggers; when the new deadline is provisional (a year without holiday
+data), read the calendar table once more, as the engine does; UPDATE the case WHERE id AND
+version; INSERT the hash-chained history row; COMMIT. Only the fires are timed; opening
+cases and adding and completing measures happen (through the Engine, for both halves)
+between the timed phases, and the two sides take turns in chunks of cases.
 
     python bench/transitions.py [--n 2000] [--db URL] [--processes 1,2,4,8]
 
@@ -22,9 +24,11 @@ import json
 import multiprocessing
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-# This file's name would shadow the `transitions` package: run from the repository root.
+# This file's name would shadow the `transitions` package: take its folder off sys.path and
+# put the repository root there instead (for `bench.common`).
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
@@ -56,7 +60,12 @@ TRANSITIONS = {
     "accept": ("verify", "closed", ("verifier",), None),
 }
 # working-day SLAs of the shipped workflow; first ladder level at -3wd
-SLA = {"identify": 5, "plan": 10, "verify": 10, "rectify": {"high": 20, "medium": 40, "low": 60}}
+SLA: dict[str, int | dict[str, int]] = {
+    "identify": 5,
+    "plan": 10,
+    "verify": 10,
+    "rectify": {"high": 20, "medium": 40, "low": 60},
+}
 FIRST_LEVEL = -3
 
 SELECT_CASE = (
@@ -142,9 +151,8 @@ class RawFire:
                     guard == "all_measures_done" and any(m[5] is None for m in measures)
                 ):
                     raise RuntimeError(f"case {case_id}: guard {guard} refused")
-            sla = SLA.get(dest)
-            if isinstance(sla, dict):
-                sla = sla[case[SEVERITY]]
+            by_severity = SLA.get(dest)
+            sla = by_severity[case[SEVERITY]] if isinstance(by_severity, dict) else by_severity
             due_at = next_at = None
             provisional = False
             if sla is not None:
@@ -217,7 +225,10 @@ def run_pair(url: str, n: int) -> tuple[float, float]:
         for trigger, actor in PHASES:
             prepare(engine, trigger, engine_ids + raw_ids, measures)
             for turn, at in enumerate(range(0, n, CHUNK)):
-                runs = [("engine", engine_ids, engine.fire), ("raw", raw_ids, raw.fire)]
+                runs: list[tuple[str, list[int], Callable[..., object]]] = [
+                    ("engine", engine_ids, engine.fire),
+                    ("raw", raw_ids, raw.fire),
+                ]
                 for side, ids, fire in runs if turn % 2 == 0 else runs[::-1]:
                     start = time.perf_counter()
                     for cid in ids[at : at + CHUNK]:
