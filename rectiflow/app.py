@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
 DEFAULT_URL = "sqlite:///rectiflow.db"
 DEFAULT_TZ = "Asia/Shanghai"
 SHIPPED_WORKFLOWS = ("rectification.yaml",)
+CALENDAR_RECHECK_SECONDS = 60.0
 
 TransitionHook = Callable[[Case, str, str], None]  # (case after, trigger, source state)
 
@@ -85,6 +87,7 @@ class Engine:
         self.clock = clock
         self._specs: dict[tuple[str, int], WorkflowSpec] = {}
         self._rules: TimeRules | None = None
+        self._calendar_read_at = -CALENDAR_RECHECK_SECONDS
         self._hooks: list[TransitionHook] = []
         self._scheduler: Scheduler | None = None
 
@@ -132,10 +135,21 @@ class Engine:
         assert self._rules is not None
         return self._rules
 
+    def _calendar_may_have_changed(self) -> bool:
+        """At most one re-read a minute: until a year is loaded, every deadline that
+        reaches into it is provisional, and a re-read per transition would cost more than
+        the transition."""
+        now = time.monotonic()
+        if now - self._calendar_read_at < CALENDAR_RECHECK_SECONDS:
+            return False
+        self._calendar_read_at = now
+        return True
+
     def _refresh_calendar(self) -> bool:
         """Re-read the loaded calendar table; rebuild the rules only if it changed (the
         rules cache working-day shifts). Returns whether it changed."""
         rows = self.store.calendar_days()
+        self._calendar_read_at = time.monotonic()
         if self._rules is not None and dict(rows) == self._rules.calendar.overrides:
             return False
         self._rules = TimeRules(WorkCalendar.from_rows(rows), self.tz)
@@ -149,7 +163,7 @@ class Engine:
         the year meanwhile, so look once more before settling for it."""
         args = (spec, case, state, entered_at, pause_credit)
         due_at, provisional = deadlines.stage_deadline(self.rules, *args)
-        if provisional and self._refresh_calendar():
+        if provisional and self._calendar_may_have_changed() and self._refresh_calendar():
             due_at, provisional = deadlines.stage_deadline(self.rules, *args)
         return due_at, provisional
 
