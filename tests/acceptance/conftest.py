@@ -7,10 +7,12 @@ session through the CLI and copied for every test that needs one.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from cli_support import OTHER_OWNER, OWNER, REPORTER, REVIEWER, SUPERVISOR, VERIFIER, Cli
+from daemon_support import Daemon
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +50,18 @@ def ledger(ledger_template: Path, tmp_path: Path) -> Cli:
 def cli(tmp_path: Path) -> Cli:
     """A CLI on a database that does not exist yet."""
     return Cli(tmp_path / "ledger.db")
+
+
+@pytest.fixture
+def daemons(tmp_path: Path) -> Iterator[Callable[[str], Daemon]]:
+    """Start `rectiflow daemon` subprocesses; whatever is still running is killed after."""
+    started: list[Daemon] = []
+
+    def start(url: str) -> Daemon:
+        daemon = Daemon(url, tmp_path / f"daemon{len(started)}.log")
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.stop()

@@ -12,40 +12,18 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from daemon_support import FAST_WORKFLOW, LEVELS, Daemon, rectiflow, wait_until
+from daemon_support import LEVELS, Daemon, fast_ledger, wait_until
 
 from rectiflow import Engine
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    workflow = tmp_path / "fast.yaml"
-    workflow.write_text(FAST_WORKFLOW, "utf-8")
-    rectiflow("init", db=url)
-    rectiflow("workflow", "add", str(workflow), db=url)
-    with Engine(url) as engine:
-        engine.add_unit("HRB", "哈尔滨市")
-        engine.add_actor("督办员", roles=["supervisor"])
-    return url
-
-
-@pytest.fixture
-def daemons(tmp_path: Path) -> Iterator[Callable[[str], Daemon]]:
-    started: list[Daemon] = []
-
-    def start(url: str) -> Daemon:
-        daemon = Daemon(url, tmp_path / f"daemon{len(started)}.log")
-        started.append(daemon)
-        return daemon
-
-    yield start
-    for daemon in started:
-        daemon.stop()
+    return fast_ledger(f"sqlite:///{tmp_path / 'ledger.db'}", tmp_path)
 
 
 def open_cases(url: str, count: int) -> list[int]:

@@ -16,7 +16,7 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from daemon_support import (
     NOTIFICATIONS_PER_CASE,
     Daemon,
     dispatch_worker,
-    rectiflow,
+    fast_ledger,
     wait_until,
 )
 
@@ -42,28 +42,7 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 @pytest.fixture
 def pg_db(postgres_url: str, tmp_path: Path) -> str:
     """A PostgreSQL ledger set up through the CLI, with the fast workflow, a unit, an actor."""
-    workflow = tmp_path / "fast.yaml"
-    workflow.write_text(FAST_WORKFLOW, "utf-8")
-    rectiflow("init", db=postgres_url)
-    rectiflow("workflow", "add", str(workflow), db=postgres_url)
-    with Engine(postgres_url) as engine:
-        engine.add_unit("HRB", "哈尔滨市")
-        engine.add_actor(SUPERVISOR, roles=["supervisor"])
-    return postgres_url
-
-
-@pytest.fixture
-def daemons(tmp_path: Path) -> Iterator[Callable[[str], Daemon]]:
-    started: list[Daemon] = []
-
-    def start(url: str) -> Daemon:
-        daemon = Daemon(url, tmp_path / f"daemon{len(started)}.log")
-        started.append(daemon)
-        return daemon
-
-    yield start
-    for daemon in started:
-        daemon.stop()
+    return fast_ledger(postgres_url, tmp_path, SUPERVISOR)
 
 
 def open_cases(url: str, count: int, now: dt.datetime | None = None) -> list[int]:
