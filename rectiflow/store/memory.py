@@ -281,7 +281,7 @@ class MemoryStore:
         ]  # fmt: skip
 
     def escalate_batch(
-        self, now: dt.datetime, limit: int, plan: Callable[[Case], EscalationPlan | None]
+        self, now: dt.datetime, limit: int, plan: Callable[[Case], EscalationPlan]
     ) -> tuple[int, list[Escalation]]:
         """Claim up to ``limit`` due cases, record their due levels. Nothing is written unless
         the whole batch is planned, as the SQL store commits a batch or nothing."""
@@ -292,8 +292,6 @@ class MemoryStore:
             cases: dict[int, Case] = {}
             for case in claimed:
                 decided = plan(case)
-                if decided is None:
-                    continue
                 for esc in decided.escalations:
                     unique = (esc.case_id, esc.visit, esc.level)
                     if unique not in self._escalations and unique not in escalations:

@@ -579,7 +579,7 @@ class SqlStore:
     # --- deadlines and escalations --------------------------------------------------------
 
     def escalate_batch(
-        self, now: dt.datetime, limit: int, plan: Callable[[Case], EscalationPlan | None]
+        self, now: dt.datetime, limit: int, plan: Callable[[Case], EscalationPlan]
     ) -> tuple[int, list[Escalation]]:
         """Claim up to ``limit`` due cases, record their due levels, commit. Returns
         (cases claimed, escalations newly recorded)."""
@@ -600,8 +600,6 @@ class SqlStore:
             next_level = self._stmt("next_level", _NEXT_LEVEL, ["next_level", "next_escalation_at"])
             for case in cases:
                 decided = plan(case)
-                if decided is None:
-                    continue
                 for esc in decided.escalations:
                     inserted = insert_escalation.execute(cursor, {
                         "case_id": esc.case_id, "visit": esc.visit, "state": esc.state,
