@@ -18,8 +18,9 @@ import yaml
 from rectiflow.engine import guards
 from rectiflow.engine.durations import Duration, parse_duration
 from rectiflow.engine.errors import ValidationError
+from rectiflow.engine.types import Severity
 
-SEVERITIES = ("high", "medium", "low")
+SEVERITIES = tuple(severity.value for severity in Severity)  # high, medium, low
 #: The non-transition actions a workflow grants to roles.
 ACTIONS = ("open", "add_measure", "complete_measure", "pause", "note")
 _ACTION_DEFAULTS = {

@@ -50,13 +50,14 @@ from rectiflow.store.tables import (
 _CASE_COLUMNS = [*case_t.c, unit_t.c.path.label("unit_path")]
 _SELECT_CASE = sa.select(*_CASE_COLUMNS).join(unit_t, unit_t.c.code == case_t.c.unit)
 _CASE_BY_ID = _SELECT_CASE.where(case_t.c.id == bindparam("id"))
-_ACTOR_BY_NAME = (
+_ACTORS = (
     sa.select(actor_t.c.name, actor_t.c.roles, unit_t.c.code, unit_t.c.path)
     .select_from(actor_t)
     .outerjoin(actor_unit_t, actor_unit_t.c.actor == actor_t.c.name)
     .outerjoin(unit_t, unit_t.c.code == actor_unit_t.c.unit)
-    .where(actor_t.c.name == bindparam("name"))
 )
+_ACTOR_BY_NAME = _ACTORS.where(actor_t.c.name == bindparam("name"))
+_ALL_ACTORS = _ACTORS.order_by(actor_t.c.name, unit_t.c.code)
 _MEASURES_OF_CASE = (
     sa.select(measure_t).where(measure_t.c.case_id == bindparam("case_id")).order_by(measure_t.c.id)
 )
@@ -433,9 +434,11 @@ class SqlStore:
 
     def list_actors(self) -> list[Actor]:
         with self._read() as conn:
-            names = conn.execute(sa.select(actor_t.c.name).order_by(actor_t.c.name)).scalars().all()
-            actors = [_actor(conn.execute(_ACTOR_BY_NAME, {"name": n}).all()) for n in names]
-        return [a for a in actors if a is not None]
+            rows = conn.execute(_ALL_ACTORS).all()
+        by_name: dict[str, list[Any]] = {}
+        for row in rows:  # one row per (actor, unit)
+            by_name.setdefault(row[0], []).append(row)
+        return [actor for group in by_name.values() if (actor := _actor(group)) is not None]
 
     # --- workflows ------------------------------------------------------------------------
 
