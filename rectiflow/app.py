@@ -39,6 +39,7 @@ from rectiflow.engine.types import (
     Actor,
     Case,
     Escalation,
+    Health,
     HistoryEntry,
     Light,
     Measure,
@@ -680,6 +681,21 @@ class Engine:
     def next_due_at(self) -> dt.datetime | None:
         """When the next ladder level of any case comes due."""
         return self.store.next_escalation_at()
+
+    def health(self, now: dt.datetime | None = None, *, seen_within_days: int = 7) -> Health:
+        """How the sweep is keeping up: the daemons seen lately and their last sweep, the
+        lag of the oldest due level not yet recorded, the oldest undelivered notification."""
+        now = self._now(now)
+        daemons = self.store.list_daemons(now - dt.timedelta(days=seen_within_days))
+        due = self.store.next_escalation_at()
+        lag = max(now - due, dt.timedelta(0)) if due is not None else dt.timedelta(0)
+        ends = [d.sweep_ended_at for d in daemons if d.sweep_ended_at and d.stopped_at is None]
+        oldest, undelivered = self.store.undelivered()
+        return Health(
+            as_of=now, daemons=daemons, oldest_due_at=due, lag=lag,
+            swept_ago=now - max(ends) if ends else None,
+            oldest_undelivered_at=oldest, undelivered=undelivered,
+        )  # fmt: skip
 
     def dispatch_reminders(
         self,

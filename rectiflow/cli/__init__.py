@@ -14,7 +14,7 @@ from typing import Annotated, NoReturn
 import typer
 from loguru import logger
 
-from rectiflow.cli import admin, cases
+from rectiflow.cli import admin, cases, operate
 from rectiflow.cli.common import Settings
 from rectiflow.engine.errors import RectiflowError
 
@@ -31,7 +31,7 @@ app = typer.Typer(
         "measure done MEASURE_ID (owner) → case fire ID submit (owner) → case fire ID accept "
         "(verifier). case triggers ID shows what can fire now; case show ID shows the rest.\n\n"
         "Exit codes: 0 ok, 1 a bug, 2 usage or validation, 3 not found, 4 transition "
-        "rejected, 5 conflict, 6 permission denied, 7 integrity failure."
+        "rejected, 5 conflict, 6 permission denied, 7 integrity failure, 8 unhealthy."
     ),
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -74,6 +74,7 @@ def root(
 
 admin.register(app)
 cases.register(app)
+operate.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

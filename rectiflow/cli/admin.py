@@ -1,5 +1,5 @@
 """Setting a ledger up and keeping it: init, units, actors, workflows, calendar, audit,
-the sweep, the daemon and the demo."""
+the sweep and the demo."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from loguru import logger
 from rich.table import Table
 
 from rectiflow import demo as demo_story
@@ -54,7 +53,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(calendar_app, name="calendar", rich_help_panel=SETUP)
     app.add_typer(db_app, name="db", rich_help_panel=SETUP)
     app.command("escalate", rich_help_panel=RUN)(escalate)
-    app.command("daemon", rich_help_panel=RUN)(daemon)
     app.add_typer(audit_app, name="audit", rich_help_panel=RUN)
 
 
@@ -342,33 +340,6 @@ def escalate(
         f"{summary.fired} escalations{f' ({levels})' if levels else ''}; "
         f"next due {stamp(summary.next_due_at, engine)}"
     )
-
-
-@with_engine
-def daemon(
-    engine: Engine,
-    log_json: Annotated[
-        bool, typer.Option("--log-json", help="Log JSON lines instead of text.")
-    ] = False,
-    batch_size: Annotated[
-        int, typer.Option(min=1, help="Cases claimed per sweep transaction.")
-    ] = 500,
-    max_interval: Annotated[
-        float, typer.Option(min=1, metavar="SECONDS", help="Longest wait between two sweeps.")
-    ] = 60.0,
-) -> None:
-    """Run the scheduler: the escalation sweep and the monthly dispatch, until SIGTERM.
-
-    The monthly dispatch runs on $RECTIFLOW_DISPATCH_CRON (crontab syntax, local time;
-    default "0 9 25 * *": the 25th at 09:00).
-
-    Example: rectiflow --db postgresql+psycopg://ledger@db/ledger daemon --log-json
-    """
-    from rectiflow.scheduler import run_daemon  # APScheduler only loads for the daemon
-
-    logger.remove()  # the daemon sets up its own sinks
-    code = run_daemon(engine, log_json=log_json, batch_size=batch_size, max_interval=max_interval)
-    raise typer.Exit(code)
 
 
 def demo(

@@ -102,3 +102,9 @@ class IntegrityError(RectiflowError):
         super().__init__(
             f"history of case {case_id} is broken at seq {seq}: {reason}", case_id=case_id, seq=seq
         )
+
+
+class Unhealthy(RectiflowError):
+    """``health`` found the sweep behind or no daemon sweeping."""
+
+    exit_code = 8

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from rectiflow.engine.types import (
     Actor,
     Case,
+    DaemonBeat,
     Escalation,
     HistoryEntry,
     Measure,
@@ -104,3 +105,24 @@ class Store(Protocol):
     # the working calendar loaded by an administrator
     def load_calendar(self, days: Iterable[tuple[dt.date, bool]]) -> int: ...
     def calendar_days(self) -> list[tuple[dt.date, bool]]: ...
+
+    # daemon heartbeats and health
+    def register_daemon(self, host: str, pid: int, at: dt.datetime) -> DaemonBeat:
+        """Add a daemon's row; the returned beat carries its id."""
+        ...
+
+    def save_beat(self, beat: DaemonBeat) -> None:
+        """Overwrite the daemon's row (by ``beat.id``) with ``beat``."""
+        ...
+
+    def list_daemons(self, seen_since: dt.datetime) -> list[DaemonBeat]:
+        """Daemons whose last beat is at or after ``seen_since``, oldest start first."""
+        ...
+
+    def forget_daemons(self, beat_before: dt.datetime) -> int:
+        """Delete the rows of daemons last seen before ``beat_before``; how many went."""
+        ...
+
+    def undelivered(self) -> tuple[dt.datetime | None, int]:
+        """(creation time of the oldest undelivered notification, how many are undelivered)."""
+        ...

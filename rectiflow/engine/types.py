@@ -144,3 +144,36 @@ class SweepSummary:
     fired: int
     by_level: dict[str, int]
     next_due_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonBeat:
+    """A daemon's heartbeat row: who it is and how its sweep went, for ``health``."""
+
+    id: int
+    host: str
+    pid: int
+    started_at: dt.datetime
+    beat_at: dt.datetime
+    sweep_started_at: dt.datetime | None = None
+    sweep_ended_at: dt.datetime | None = None
+    levels_recorded: int = 0  # since the daemon started
+    last_error: str | None = None
+    last_error_at: dt.datetime | None = None
+    stopped_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """What ``rectiflow health`` reports, as of ``as_of``.
+
+    ``lag`` is how long the oldest due level has waited unrecorded (0 when nothing is due);
+    ``swept_ago`` how long since any daemon last finished a sweep (None: never)."""
+
+    as_of: dt.datetime
+    daemons: list[DaemonBeat]
+    oldest_due_at: dt.datetime | None
+    lag: dt.timedelta
+    swept_ago: dt.timedelta | None
+    oldest_undelivered_at: dt.datetime | None
+    undelivered: int

@@ -21,6 +21,7 @@ from rectiflow.engine.storage import EscalationPlan
 from rectiflow.engine.types import (
     Actor,
     Case,
+    DaemonBeat,
     Escalation,
     HistoryEntry,
     Measure,
@@ -108,6 +109,7 @@ class MemoryStore:
         self._escalations: dict[tuple[int, int, str], Escalation] = {}  # insertion order = id
         self._notifications: dict[str, Notification] = {}  # by unique key
         self._calendar: dict[dt.date, bool] = {}
+        self._daemons: dict[int, DaemonBeat] = {}
 
     def _new_id(self, table: str) -> int:
         return next(self._ids[table])
@@ -374,3 +376,32 @@ class MemoryStore:
     def calendar_days(self) -> list[tuple[dt.date, bool]]:
         with self._lock:
             return sorted(self._calendar.items())
+
+    # --- daemons --------------------------------------------------------------------------
+
+    def register_daemon(self, host: str, pid: int, at: dt.datetime) -> DaemonBeat:
+        with self._lock:
+            beat = DaemonBeat(self._new_id("daemon"), host, pid, at, at)
+            self._daemons[beat.id] = beat
+        return beat
+
+    def save_beat(self, beat: DaemonBeat) -> None:
+        with self._lock:
+            self._daemons[beat.id] = beat
+
+    def list_daemons(self, seen_since: dt.datetime) -> list[DaemonBeat]:
+        with self._lock:
+            beats = [b for b in self._daemons.values() if b.beat_at >= seen_since]
+        return sorted(beats, key=lambda b: (b.started_at, b.id))
+
+    def forget_daemons(self, beat_before: dt.datetime) -> int:
+        with self._lock:
+            gone = [i for i, b in self._daemons.items() if b.beat_at < beat_before]
+            for i in gone:
+                del self._daemons[i]
+        return len(gone)
+
+    def undelivered(self) -> tuple[dt.datetime | None, int]:
+        with self._lock:
+            times = [n.created_at for n in self._notifications.values()]
+        return (min(times) if times else None), len(times)

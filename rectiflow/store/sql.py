@@ -15,10 +15,9 @@ from contextlib import contextmanager
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy import bindparam, event
+from sqlalchemy import bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
-from sqlalchemy.pool import StaticPool
 
 from rectiflow.engine.errors import ConflictError, NotFound, ValidationError
 from rectiflow.engine.storage import EscalationPlan
@@ -33,6 +32,8 @@ from rectiflow.engine.types import (
     Unit,
     WorkflowRecord,
 )
+from rectiflow.store import connections
+from rectiflow.store.daemons import DaemonRecords
 from rectiflow.store.tables import (
     actor_t,
     actor_unit_t,
@@ -238,27 +239,14 @@ class SqlCaseTx:
         return Note(**stmt.dicts(self.cursor, values)[0])
 
 
-class SqlStore:
+class SqlStore(DaemonRecords):
     """The store on SQLite or PostgreSQL through one SQLAlchemy engine."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str) -> None:
         self.url = sa.engine.make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        kwargs: dict[str, Any] = {"echo": echo}
-        if self.is_sqlite:
-            kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
-            if self.url.database in (None, "", ":memory:"):
-                kwargs["poolclass"] = StaticPool
-        else:
-            # A sweep must not hang for minutes on an unreachable server: fail, back off, retry.
-            kwargs["connect_args"] = {"connect_timeout": 5}
-        if "poolclass" not in kwargs:
-            # Last in, first out: a transition that reads the calendar meanwhile borrows a
-            # second connection, and the next transition then gets the first one back, warm.
-            kwargs["pool_use_lifo"] = True
-        self.engine = sa.create_engine(self.url, **kwargs)
-        if self.is_sqlite:
-            _configure_sqlite(self.engine)
+        self.engine = connections.create_engine(self.url)
+        self.connections = connections.Connections(self.engine)
         self._insert = sqlite.insert if self.is_sqlite else postgresql.insert
         self._dbapi_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
         self._statements: dict[Hashable, _Prepared] = {}
@@ -730,21 +718,3 @@ class SqlStore:
         with self._cursor(write=False) as cursor:
             rows = self._stmt("calendar", _CALENDAR_DAYS).rows(cursor, {})
         return [(day, bool(workday)) for day, workday in rows]
-
-
-def _configure_sqlite(engine: sa.Engine) -> None:
-    """WAL, a busy timeout, foreign keys; and transactions begun by us, not by pysqlite."""
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (below)
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))

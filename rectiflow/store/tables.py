@@ -154,6 +154,7 @@ class NotificationRow(SQLModel, table=True):
     """The outbox: one row per recipient role; delivery channels read it."""
 
     __tablename__ = "notification"
+    __table_args__ = (sa.Index("ix_notification_undelivered", "delivered_at", "created_at"),)
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="rcase.id", index=True)
     kind: str = Field(max_length=16)
@@ -162,6 +163,23 @@ class NotificationRow(SQLModel, table=True):
     created_at: dt.datetime = _time()
     key: str = Field(unique=True, max_length=200)
     delivered_at: dt.datetime | None = _time(default=None)
+
+
+class DaemonRow(SQLModel, table=True):
+    """One row per daemon process: its heartbeat, written by the daemon, read by ``health``."""
+
+    __tablename__ = "daemon"
+    id: int | None = Field(default=None, primary_key=True)
+    host: str = Field(max_length=255)
+    pid: int
+    started_at: dt.datetime = _time()
+    beat_at: dt.datetime = _time(index=True)
+    sweep_started_at: dt.datetime | None = _time(default=None)
+    sweep_ended_at: dt.datetime | None = _time(default=None)
+    levels_recorded: int = 0
+    last_error: str | None = None
+    last_error_at: dt.datetime | None = _time(default=None)
+    stopped_at: dt.datetime | None = _time(default=None)
 
 
 class NoteRow(SQLModel, table=True):
@@ -190,5 +208,6 @@ measure_t: sa.Table = MeasureRow.__table__  # type: ignore[attr-defined]
 history_t: sa.Table = HistoryRow.__table__  # type: ignore[attr-defined]
 escalation_t: sa.Table = EscalationRow.__table__  # type: ignore[attr-defined]
 notification_t: sa.Table = NotificationRow.__table__  # type: ignore[attr-defined]
+daemon_t: sa.Table = DaemonRow.__table__  # type: ignore[attr-defined]
 note_t: sa.Table = NoteRow.__table__  # type: ignore[attr-defined]
 calendar_t: sa.Table = CalendarDayRow.__table__  # type: ignore[attr-defined]
