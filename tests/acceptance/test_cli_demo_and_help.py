@@ -13,7 +13,7 @@ from pathlib import Path
 from cli_support import Cli
 
 COMMANDS = {
-    "init", "demo", "escalate", "daemon",
+    "init", "demo", "escalate", "daemon", "health",
     "unit add", "unit list", "actor add", "actor list",
     "case open", "case show", "case list", "case fire", "case triggers", "case pause",
     "case resume", "case note", "measure add", "measure done",
