@@ -24,6 +24,22 @@ from typing import NoReturn
 import psycopg
 import pytest
 
+# The one RECTIFLOW_* variable the tests read rather than the code under test.
+KEPT_VARIABLES = {"RECTIFLOW_REQUIRE_POSTGRES"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_rectiflow_environment() -> Iterator[None]:
+    """Run every test, and the session fixtures, as if no RECTIFLOW_* variable were set: a
+    developer's RECTIFLOW_TZ or RECTIFLOW_DB must not change what a test sees. Session
+    scope, so that session fixtures (a ledger template built through the CLI) see it too;
+    a test that needs one sets it with ``monkeypatch.setenv``."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith("RECTIFLOW_") and name not in KEPT_VARIABLES:
+                patch.delenv(name)
+        yield
+
 
 def _find_bin_dir() -> Path | None:
     found = shutil.which("pg_ctl")
