@@ -7,21 +7,27 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
-from rectiflow.engine.types import Case, Escalation, HistoryEntry, Measure, Note
-
-if TYPE_CHECKING:
-    from rectiflow.app import Engine
+from rectiflow.engine.types import Case, Escalation, HistoryEntry, Light, Measure, Note
 
 
-def stamp(at: dt.datetime | None, engine: Engine) -> str | None:
+class Reader(Protocol):
+    """What a view needs of the Engine: its time zone and the light of a case."""
+
+    tz: ZoneInfo
+
+    def light(self, case: Case, now: dt.datetime | None = None) -> Light | None: ...
+
+
+def _local_iso(at: dt.datetime | None, engine: Reader) -> str | None:
     return None if at is None else at.astimezone(engine.tz).isoformat()
 
 
 def case_dict(
     case: Case,
-    engine: Engine,
+    engine: Reader,
     *,
     now: dt.datetime,
     measures: Sequence[Measure],
@@ -42,11 +48,11 @@ def case_dict(
         "severity": case.severity,
         "state": case.state,
         "version": case.version,
-        "created_at": stamp(case.created_at, engine),
-        "stage_entered_at": stamp(case.stage_entered_at, engine),
-        "due_at": stamp(case.due_at, engine),
+        "created_at": _local_iso(case.created_at, engine),
+        "stage_entered_at": _local_iso(case.stage_entered_at, engine),
+        "due_at": _local_iso(case.due_at, engine),
         "due_provisional": case.due_provisional,
-        "due": stamp(case.due, engine),
+        "due": _local_iso(case.due, engine),
         "paused": case.paused_at is not None,
         "light": light.value if light else None,
         "measures": [
@@ -54,9 +60,9 @@ def case_dict(
                 "id": m.id,
                 "text": m.text,
                 "owner": m.owner,
-                "due": stamp(m.due, engine),
+                "due": _local_iso(m.due, engine),
                 "done": m.done,
-                "done_at": stamp(m.done_at, engine),
+                "done_at": _local_iso(m.done_at, engine),
                 "evidence_path": m.evidence_path,
                 "evidence_sha256": m.evidence_sha256,
             }
@@ -67,12 +73,14 @@ def case_dict(
                 "level": e.level,
                 "state": e.state,
                 "visit": e.visit,
-                "due_at": stamp(e.due_at, engine),
-                "at": stamp(e.fired_at, engine),
+                "due_at": _local_iso(e.due_at, engine),
+                "at": _local_iso(e.fired_at, engine),
             }
             for e in escalations
         ],
-        "notes": [{"actor": n.actor, "at": stamp(n.at, engine), "text": n.text} for n in notes],
+        "notes": [
+            {"actor": n.actor, "at": _local_iso(n.at, engine), "text": n.text} for n in notes
+        ],
     }
     if history is not None:
         data["history"] = [
@@ -82,7 +90,7 @@ def case_dict(
                 "source": h.source,
                 "dest": h.dest,
                 "actor": h.actor,
-                "at": stamp(h.at, engine),
+                "at": _local_iso(h.at, engine),
                 "comment": h.comment,
             }
             for h in history

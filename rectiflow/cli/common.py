@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 import inspect
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ class Settings:
                 raise UsageError(
                     f"no database at {path}: run `rectiflow init` first (or pass --db)"
                 )
-            engine = Engine(self.url)
+            engine = Engine(self.url, tz=os.environ.get("RECTIFLOW_TZ"))
             if self.now is not None:
                 fixed = parse_time(self.now, engine, "--now")
                 engine.clock = lambda: fixed

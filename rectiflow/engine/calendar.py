@@ -106,6 +106,25 @@ class WorkCalendar:
         return cls(overrides=overrides, loaded_years=frozenset(d.year for d in overrides))
 
 
+def year_days(calendar: WorkCalendar, year: int) -> list[tuple[dt.date, bool, str]]:
+    """Every day of ``year``: (date, is working day, where the answer came from: ``loaded``,
+    ``statutory`` or ``weekday rule``)."""
+    statutory = calendar.has_statutory(year)
+    rows = []
+    day = dt.date(year, 1, 1)
+    while day.year == year:
+        working, _ = calendar.is_workday(day)
+        if day in calendar.overrides:
+            origin = "loaded"
+        elif statutory:
+            origin = "statutory"
+        else:
+            origin = "weekday rule"
+        rows.append((day, working, origin))
+        day += dt.timedelta(days=1)
+    return rows
+
+
 def parse_calendar_file(text: str, filename: str) -> list[tuple[dt.date, bool]]:
     """Parse a calendar table: CSV lines ``date,kind`` or YAML (a list of {date, kind} or a
     mapping date: kind), kind being ``holiday`` or ``workday``."""

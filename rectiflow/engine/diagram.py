@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from rectiflow.engine.errors import UsageError
 from rectiflow.engine.spec import WorkflowSpec
 
 
 def mermaid(spec: WorkflowSpec, lang: str = "zh") -> str:
     if lang not in ("zh", "en"):
-        raise ValueError(f"unknown language {lang!r}: use zh or en")
+        raise UsageError(f"unknown language {lang!r}: use zh or en")
     lines = ["stateDiagram-v2", f"    %% {spec.name}@{spec.version}: {spec.title[lang]}"]
     for name, state in spec.states.items():
         lines.append(f'    state "{state.labels[lang]}" as {name}')

@@ -14,8 +14,9 @@ from transitions import Machine, MachineError, State
 from rectiflow.engine import guards
 from rectiflow.engine.errors import TransitionRejected
 from rectiflow.engine.guards import GuardContext
-from rectiflow.engine.spec import WorkflowSpec
-from rectiflow.engine.types import Case
+from rectiflow.engine.permissions import authorize
+from rectiflow.engine.spec import TransitionSpec, WorkflowSpec
+from rectiflow.engine.types import Actor, Case
 
 _CACHE: dict[tuple[str, int, str], Machine] = {}
 
@@ -63,6 +64,22 @@ def machine_for(spec: WorkflowSpec) -> Machine:
             )
         _CACHE[key] = machine
     return machine
+
+
+def admit(
+    spec: WorkflowSpec, case: Case, trigger: str, actor: Actor | None, name: str
+) -> TransitionSpec:
+    """The checks before the data and the guards: ``trigger`` leaves the case's state, the
+    actor holds one of its roles and covers the case's unit, the case is not paused.
+    Returns the transition; raises TransitionRejected or PermissionDenied."""
+    transition = spec.transition(trigger, case.state)
+    if transition is None:
+        raise refusal(spec, case, trigger)
+    authorize(actor, name, transition.roles, case.unit_path, f"{trigger} case {case.id}")
+    if case.paused_at is not None:
+        reason = "the case is paused; resume it first"
+        raise TransitionRejected(case.id, trigger, case.state, reason)
+    return transition
 
 
 def fire(spec: WorkflowSpec, trigger: str, ctx: GuardContext) -> str:

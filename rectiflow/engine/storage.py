@@ -1,18 +1,29 @@
 """The store interface the engine needs. store/ implements it for SQL and for memory.
 
-Every change to a case happens inside ``store.case_tx(case_id)``: the case row is read and
-held (a row lock on PostgreSQL, the write lock on SQLite, a mutex in memory) until the
-block ends; leaving the block normally commits, an exception rolls everything back.
+The contract, which every implementation keeps (tests/unit/test_memory_store.py and
+tests/integration/test_store_contract.py check both):
+
+- Times go in and come out timezone-aware UTC.
+- Every change to a case happens inside ``store.case_tx(case_id)``: the case row is read
+  and held (``SELECT ... FOR UPDATE`` on PostgreSQL, the write lock on SQLite, the store's
+  lock in memory) until the block ends; leaving the block normally commits everything done
+  through the ``CaseTx``, an exception rolls all of it back.
+- Every other write method is its own transaction: it commits before it returns or, when it
+  raises, leaves nothing behind.
+- Lists come back in a stated order (each method says which), never "as stored".
+- A refused write raises the engine's errors: ``NotFound`` for a missing referenced row,
+  ``ValidationError`` for a duplicate name, ``ConflictError`` for a lost update.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
+from rectiflow.engine.escalation import EscalationPlan
 from rectiflow.engine.types import (
     Actor,
     Case,
@@ -26,87 +37,251 @@ from rectiflow.engine.types import (
     WorkflowRecord,
 )
 
+__all__ = ["CaseChange", "CaseTx", "EscalationPlan", "NewCase", "Store"]
 
-@dataclass(frozen=True)
-class EscalationPlan:
-    """What one sweep does to one case: the levels to record and the case's next level."""
 
-    escalations: Sequence[Escalation]
-    notifications: Sequence[tuple[str, str, str]]  # (level, role, unique key)
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewCase:
+    """The row of a case being opened: every column but the ones the store fills in (the
+    id, the unit's path, and the head of the history chain, from the first entry)."""
+
+    workflow: str
+    workflow_version: int
+    unit: str
+    title: str
+    severity: str
+    state: str
+    created_at: dt.datetime
+    stage_entered_at: dt.datetime
+    description: str | None = None
+    category: str | None = None
+    source: str | None = None
+    version: int = 1
+    due_at: dt.datetime | None = None
+    due_provisional: bool = False
+    due: dt.datetime | None = None
+    visit: int = 1
+    next_level: int = 0
+    next_escalation_at: dt.datetime | None = None
+    paused_at: dt.datetime | None = None
+    pause_credit: int = 0
+
+    def columns(self) -> dict[str, Any]:
+        """The values by column name."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+class CaseChange(TypedDict, total=False):
+    """The columns a change to a held case may set; the ones left out keep their value.
+    The store itself bumps ``version`` and, with a history entry, moves the chain's head."""
+
+    state: str
+    stage_entered_at: dt.datetime
+    due_at: dt.datetime | None
+    due_provisional: bool
+    visit: int
     next_level: int
     next_escalation_at: dt.datetime | None
+    paused_at: dt.datetime | None
+    pause_credit: int
 
 
 class CaseTx(Protocol):
+    """One case held for change (see ``Store.case_tx``). ``case`` is the row as held, and
+    after each write the row as written."""
+
     case: Case
 
-    def actor(self, name: str) -> Actor | None: ...
-    def measures(self) -> list[Measure]: ...
-    def update(self, values: dict[str, Any], entry: HistoryEntry | None = None) -> Case: ...
-    def add_measure(self, text: str, owner: str, due: dt.datetime | None) -> Measure: ...
+    def actor(self, name: str) -> Actor | None:
+        """The actor, read in the same transaction (None: no such actor)."""
+        ...
+
+    def measures(self) -> list[Measure]:
+        """The case's measures, by id."""
+        ...
+
+    def update(self, change: CaseChange, entry: HistoryEntry | None = None) -> Case:
+        """Write ``change`` and ``version + 1`` where the version is still the held one
+        (else ``ConflictError``); with ``entry``, append it to the history and make it the
+        chain's head (``history_seq``, ``last_hash``). Returns the case as written."""
+        ...
+
+    def add_measure(self, text: str, owner: str, due: dt.datetime | None) -> Measure:
+        """Add a measure (a new id) and bump the case's version."""
+        ...
+
     def complete_measure(
         self, measure_id: int, done_at: dt.datetime, evidence_path: str | None,
         evidence_sha256: str | None,
-    ) -> Measure: ...  # fmt: skip
-    def add_note(self, actor: str, at: dt.datetime, text: str) -> Note: ...
+    ) -> Measure:  # fmt: skip
+        """Mark a measure of this case done and bump the case's version; ``NotFound`` if
+        the measure does not belong to the case."""
+        ...
+
+    def add_note(self, actor: str, at: dt.datetime, text: str) -> Note:
+        """Add a progress note; the case's version stays (a note changes no state)."""
+        ...
 
 
 class Store(Protocol):
-    def create_schema(self) -> None: ...
-    def schema_revision(self) -> tuple[str | None, str]: ...
-    def close(self) -> None: ...
+    """Persistence for one ledger. Thread-safe: one store serves every thread of a process,
+    and several processes may share one SQL database."""
 
-    # units and actors
-    def add_unit(self, code: str, name: str, parent: str | None) -> Unit: ...
+    def create_schema(self) -> None:
+        """Create the schema or bring it to the newest revision. Idempotent; one process at
+        a time (an advisory lock on PostgreSQL, the write lock on SQLite)."""
+        ...
+
+    def schema_revision(self) -> tuple[str | None, str]:
+        """(the database's schema revision or None, the newest revision this code knows)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the store is not used again."""
+        ...
+
+    # --- units and actors
+
+    def add_unit(self, code: str, name: str, parent: str | None) -> Unit:
+        """Add a unit below ``parent`` (None: a root); its path is the parent's plus
+        ``CODE/``. ``ValidationError`` if the code exists, ``NotFound`` for the parent."""
+        ...
+
     def get_unit(self, code: str) -> Unit | None: ...
-    def list_units(self) -> list[Unit]: ...
-    def add_actor(self, name: str, roles: Sequence[str], units: Sequence[str]) -> Actor: ...
+
+    def list_units(self) -> list[Unit]:
+        """Every unit, by path (so each parent comes before its children)."""
+        ...
+
+    def add_actor(self, name: str, roles: Sequence[str], units: Sequence[str]) -> Actor:
+        """Add an actor with its roles, in order, and its units (none: acts everywhere).
+        ``ValidationError`` if the name exists, ``NotFound`` for a unit."""
+        ...
+
     def get_actor(self, name: str) -> Actor | None: ...
-    def list_actors(self) -> list[Actor]: ...
 
-    # workflows (immutable per name + version)
-    def register_workflow(self, record: WorkflowRecord) -> bool: ...
-    def get_workflow(self, name: str, version: int | None = None) -> WorkflowRecord | None: ...
-    def list_workflows(self) -> list[WorkflowRecord]: ...
+    def list_actors(self) -> list[Actor]:
+        """Every actor, by name."""
+        ...
 
-    # cases
-    def open_case(
-        self, values: dict[str, Any], first_entry: Callable[[int], HistoryEntry]
-    ) -> Case: ...
+    # --- workflows (immutable per name + version)
+
+    def register_workflow(self, record: WorkflowRecord) -> bool:
+        """Store a workflow version; True if new, False if the same digest is there already,
+        ``ValidationError`` if that name and version exist with another digest. Safe
+        against a concurrent registration of the same version."""
+        ...
+
+    def get_workflow(self, name: str, version: int | None = None) -> WorkflowRecord | None:
+        """That version, or the highest version of ``name`` when none is given."""
+        ...
+
+    def list_workflows(self) -> list[WorkflowRecord]:
+        """Every registered version, by name then version."""
+        ...
+
+    # --- cases
+
+    def open_case(self, new: NewCase, first_entry: Callable[[int], HistoryEntry]) -> Case:
+        """Insert the case and its first history entry in one transaction.
+        ``first_entry(case_id)`` builds the entry once the id is known; it becomes the head
+        of the chain (``history_seq`` 1). ``NotFound`` for the unit or the workflow."""
+        ...
+
     def get_case(self, case_id: int) -> Case | None: ...
-    def case_tx(self, case_id: int) -> AbstractContextManager[CaseTx]: ...
+
+    def case_tx(self, case_id: int) -> AbstractContextManager[CaseTx]:
+        """Hold the case for change until the block ends (see the module docstring): a
+        ``case_tx`` on the same case in another thread or process waits. ``NotFound``
+        if there is no such case."""
+        ...
+
     def list_cases(
         self, *, unit_paths: Sequence[str] | None = None, state: str | None = None,
-        open_only: bool = False, provisional_only: bool = False,
-    ) -> list[Case]: ...  # fmt: skip
-    def iter_case_ids(self) -> Iterator[int]: ...
-    def get_measure(self, measure_id: int) -> Measure | None: ...
-    def list_measures(self, case_id: int) -> list[Measure]: ...
-    def list_history(self, case_id: int) -> list[HistoryEntry]: ...
-    def list_notes(self, case_id: int) -> list[Note]: ...
+        provisional_only: bool = False,
+    ) -> list[Case]:  # fmt: skip
+        """Cases by id: in a unit whose path starts with one of ``unit_paths`` (None: any),
+        in ``state``, and with ``provisional_only`` only those whose current deadline is
+        provisional."""
+        ...
 
-    # deadlines and escalations
+    def iter_case_ids(self) -> Iterator[int]:
+        """Every case id, ascending; no transaction stays open while the caller iterates."""
+        ...
+
+    def get_measure(self, measure_id: int) -> Measure | None: ...
+
+    def list_measures(self, case_id: int) -> list[Measure]:
+        """The case's measures, by id."""
+        ...
+
+    def list_history(self, case_id: int) -> list[HistoryEntry]:
+        """The case's history, by sequence number."""
+        ...
+
+    def list_notes(self, case_id: int) -> list[Note]:
+        """The case's notes, by time then id."""
+        ...
+
+    # --- deadlines and escalations
+
     def escalate_batch(
         self, now: dt.datetime, limit: int, plan: Callable[[Case], EscalationPlan]
-    ) -> tuple[int, list[Escalation]]: ...
-    def due_cases(self, now: dt.datetime, after_id: int, limit: int) -> list[Case]: ...
-    def next_escalation_at(self) -> dt.datetime | None: ...
-    def list_escalations(self, case_id: int | None = None) -> list[Escalation]: ...
+    ) -> tuple[int, list[Escalation]]:
+        """Claim up to ``limit`` cases due at ``now`` (``next_escalation_at <= now``, not
+        paused), oldest due first, then by id; hold them (``FOR UPDATE SKIP LOCKED`` on
+        PostgreSQL, so two sweeps claim different cases); ask ``plan`` for each and write
+        its escalations and notifications (each unique: one already there is skipped, not
+        an error) and its next level, only where the case is still on the same visit. One
+        transaction: the whole batch or nothing. ``plan`` must not use the store: it runs
+        while the batch holds its locks.
+        Returns (cases claimed, escalations newly recorded)."""
+        ...
+
+    def due_cases(self, now: dt.datetime, after_id: int, limit: int) -> list[Case]:
+        """Up to ``limit`` cases due at ``now`` with an id above ``after_id``, by id.
+        Reads only: the dry run's way through what ``escalate_batch`` would claim."""
+        ...
+
+    def next_escalation_at(self) -> dt.datetime | None:
+        """The earliest ``next_escalation_at`` of a case not paused (None: nothing
+        pending). One indexed query: asked every second by an idle daemon."""
+        ...
+
+    def list_escalations(self, case_id: int | None = None) -> list[Escalation]:
+        """Recorded escalations (of one case, or all), in the order they were recorded."""
+        ...
+
     def add_notifications(
         self, rows: Iterable[tuple[int, str, str | None, str, str]], at: dt.datetime
-    ) -> int: ...
+    ) -> int:
+        """Write outbox rows (case id, kind, level, role, unique key) created ``at``; a key
+        already there is skipped. One transaction. Returns how many were written."""
+        ...
+
     def list_notifications(
         self, case_id: int | None = None, kind: str | None = None
-    ) -> list[Notification]: ...
-    def cases_without_note_since(
-        self, since: dt.datetime, after_id: int, limit: int
-    ) -> list[Case]: ...
+    ) -> list[Notification]:
+        """Outbox rows (of one case, of one kind), by id."""
+        ...
 
-    # the working calendar loaded by an administrator
-    def load_calendar(self, days: Iterable[tuple[dt.date, bool]]) -> int: ...
-    def calendar_days(self) -> list[tuple[dt.date, bool]]: ...
+    def cases_without_note_since(self, since: dt.datetime, after_id: int, limit: int) -> list[Case]:
+        """Up to ``limit`` cases with a current stage deadline and no note at or after
+        ``since``, with an id above ``after_id``, by id."""
+        ...
 
-    # daemon heartbeats and health
+    # --- the working calendar loaded by an administrator
+
+    def load_calendar(self, days: Iterable[tuple[dt.date, bool]]) -> int:
+        """Upsert (day, is working day) rows in one transaction; how many were given."""
+        ...
+
+    def calendar_days(self) -> list[tuple[dt.date, bool]]:
+        """Every loaded day, by date. Cheap: asked in the middle of a transition."""
+        ...
+
+    # --- daemon heartbeats and health
+
     def register_daemon(self, host: str, pid: int, at: dt.datetime) -> DaemonBeat:
         """Add a daemon's row; the returned beat carries its id."""
         ...

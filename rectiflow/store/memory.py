@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from rectiflow.engine.errors import ConflictError, NotFound, ValidationError
-from rectiflow.engine.storage import EscalationPlan
+from rectiflow.engine.storage import CaseChange, EscalationPlan, NewCase
 from rectiflow.engine.types import (
     Actor,
     Case,
@@ -30,14 +30,6 @@ from rectiflow.engine.types import (
     Unit,
     WorkflowRecord,
 )
-
-# The column defaults of the case table, for values a caller leaves out.
-_CASE_DEFAULTS: dict[str, Any] = {
-    "description": None, "category": None, "source": None, "due_at": None,
-    "due_provisional": False, "due": None, "visit": 1, "next_level": 0,
-    "next_escalation_at": None, "paused_at": None, "pause_credit": 0, "history_seq": 0,
-}  # fmt: skip
-
 
 class MemoryCaseTx:
     """One case held for change; writes go straight to the store, which undoes them on error."""
@@ -52,11 +44,11 @@ class MemoryCaseTx:
     def measures(self) -> list[Measure]:
         return self.store.list_measures(self.case.id)
 
-    def update(self, values: dict[str, Any], entry: HistoryEntry | None = None) -> Case:
+    def update(self, change: CaseChange, entry: HistoryEntry | None = None) -> Case:
         stored = self.store._cases[self.case.id]
         if stored.version != self.case.version:
             raise ConflictError(self.case.id, self.case.version, None)
-        values = {**values, "version": self.case.version + 1}
+        values: dict[str, Any] = {**change, "version": self.case.version + 1}
         if entry is not None:
             values["history_seq"] = entry.seq
             values["last_hash"] = entry.hash
@@ -197,17 +189,19 @@ class MemoryStore:
 
     # --- cases ----------------------------------------------------------------------------
 
-    def open_case(self, values: dict[str, Any], first_entry: Callable[[int], HistoryEntry]) -> Case:
+    def open_case(self, new: NewCase, first_entry: Callable[[int], HistoryEntry]) -> Case:
         with self._lock:
-            unit = self._units.get(values["unit"])
+            unit = self._units.get(new.unit)
             if unit is None:
-                raise NotFound("unit", values["unit"])
-            if (values["workflow"], values["workflow_version"]) not in self._workflows:
-                raise NotFound("workflow", f"{values['workflow']}@{values['workflow_version']}")
+                raise NotFound("unit", new.unit)
+            if (new.workflow, new.workflow_version) not in self._workflows:
+                raise NotFound("workflow", f"{new.workflow}@{new.workflow_version}")
             case_id = self._new_id("case")
             entry = first_entry(case_id)
-            fields = {**_CASE_DEFAULTS, **values, "last_hash": entry.hash, "history_seq": 1}
-            case = self._cases[case_id] = Case(id=case_id, unit_path=unit.path, **fields)
+            case = self._cases[case_id] = Case(
+                id=case_id, unit_path=unit.path, **new.columns(), history_seq=1,
+                last_hash=entry.hash,
+            )  # fmt: skip
             self._history[case_id] = [entry]
             self._notes[case_id] = []
             return case

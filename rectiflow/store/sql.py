@@ -20,7 +20,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 
 from rectiflow.engine.errors import ConflictError, NotFound, ValidationError
-from rectiflow.engine.storage import EscalationPlan
+from rectiflow.engine.history import GENESIS
+from rectiflow.engine.storage import CaseChange, EscalationPlan, NewCase
 from rectiflow.engine.types import (
     Actor,
     Case,
@@ -195,8 +196,8 @@ class SqlCaseTx:
         found = self.store._stmt("measures", _MEASURES_OF_CASE)
         return [Measure(**r) for r in found.dicts(self.cursor, {"case_id": self.case.id})]
 
-    def update(self, values: dict[str, Any], entry: HistoryEntry | None = None) -> Case:
-        values = {**values, "version": self.case.version + 1}
+    def update(self, change: CaseChange, entry: HistoryEntry | None = None) -> Case:
+        values: dict[str, Any] = {**change, "version": self.case.version + 1}
         if entry is not None:
             values["history_seq"] = entry.seq
             values["last_hash"] = entry.hash
@@ -482,10 +483,12 @@ class SqlStore(DaemonRecords):
 
     # --- cases ----------------------------------------------------------------------------
 
-    def open_case(self, values: dict[str, Any], first_entry: Callable[[int], HistoryEntry]) -> Case:
+    def open_case(self, new: NewCase, first_entry: Callable[[int], HistoryEntry]) -> Case:
+        # The chain's head needs the id, so the row goes in with the genesis hash first.
+        row = {**new.columns(), "history_seq": 0, "last_hash": GENESIS}
         with self._write() as conn:
             case_id = conn.execute(
-                case_t.insert().values(**values).returning(case_t.c.id)
+                case_t.insert().values(**row).returning(case_t.c.id)
             ).scalar_one()
             entry = first_entry(case_id)
             conn.execute(

@@ -1,0 +1,284 @@
+"""The Engine's cases concern: opening a case, firing its triggers, pausing and resuming
+its clock, progress notes, and checking its history chain."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+from loguru import logger
+
+from rectiflow.app.base import TransitionHook
+from rectiflow.app.calendar import Calendar
+from rectiflow.engine import deadlines, history, machines
+from rectiflow.engine.errors import (
+    ConflictError,
+    NotFound,
+    PermissionDenied,
+    TransitionRejected,
+    ValidationError,
+)
+from rectiflow.engine.guards import GuardContext
+from rectiflow.engine.permissions import authorize
+from rectiflow.engine.spec import SEVERITIES, TransitionSpec, WorkflowSpec
+from rectiflow.engine.storage import CaseChange, CaseTx, NewCase
+from rectiflow.engine.types import Case, HistoryEntry, Note, Unit
+
+
+class Cases(Calendar):
+    """A case's life: open, fire, pause, resume, note; each change one transaction."""
+
+    def on_transition(self, hook: TransitionHook) -> None:
+        """Call ``hook(case, trigger, source)`` after every committed transition."""
+        self._hooks.append(hook)
+
+    def open_case(
+        self,
+        actor: str,
+        *,
+        unit: str,
+        title: str,
+        workflow: str = "rectification",
+        workflow_version: int | None = None,
+        severity: str = "medium",
+        category: str | None = None,
+        source: str | None = None,
+        description: str | None = None,
+        due: dt.date | dt.datetime | None = None,
+        now: dt.datetime | None = None,
+    ) -> Case:
+        """Put a problem on the ledger; it starts in the workflow's initial state."""
+        now = self._now(now)
+        if not title.strip():
+            raise ValidationError("a case needs a title")
+        if severity not in SEVERITIES:
+            raise ValidationError(f"unknown severity {severity!r} (use {', '.join(SEVERITIES)})")
+        spec = self.workflow(workflow, workflow_version)
+        unit_row = self.store.get_unit(unit)
+        if unit_row is None:
+            raise NotFound("unit", unit)
+        authorize(
+            self.store.get_actor(actor), actor, spec.permissions["open"], unit_row.path,
+            f"open a case in unit {unit}",
+        )  # fmt: skip
+        due_at = self._end_of(due) if due is not None else None
+        if due_at is not None and due_at <= now:
+            raise ValidationError(f"due date {due} is not in the future")
+        draft = _draft_case(spec, unit_row, severity, now, due_at)
+        stage_due, provisional = self._stage_deadline(spec, draft, spec.initial, now)
+        new = NewCase(
+            workflow=spec.name, workflow_version=spec.version, unit=unit, title=title.strip(),
+            description=description, category=category, source=source, severity=severity,
+            state=spec.initial, created_at=now, stage_entered_at=now, due_at=stage_due,
+            due_provisional=provisional, due=due_at,
+            next_escalation_at=deadlines.next_escalation(self.rules, spec, stage_due, 0),
+        )  # fmt: skip
+
+        def first_entry(case_id: int) -> HistoryEntry:
+            return history.make_entry(
+                case_id, 1, "open", None, spec.initial, actor, now, None, history.GENESIS
+            )
+
+        case = self.store.open_case(new, first_entry)
+        logger.bind(case_id=case.id, action="open").info(
+            "case {case_id} opened in {unit}: {title}", case_id=case.id, unit=unit, title=title
+        )
+        return case
+
+    def get_case(self, case_id: int) -> Case:
+        case = self.store.get_case(case_id)
+        if case is None:
+            raise NotFound("case", case_id)
+        return case
+
+    def fire(
+        self,
+        case_id: int,
+        trigger: str,
+        actor: str,
+        *,
+        comment: str | None = None,
+        expect_version: int | None = None,
+        now: dt.datetime | None = None,
+    ) -> Case:
+        """Fire a trigger: check it, move the case, write history and the new deadline in
+        one transaction; raise TransitionRejected, PermissionDenied or ConflictError."""
+        now = self._now(now)
+        comment = comment.strip() if comment and comment.strip() else None
+        with self.store.case_tx(case_id) as tx:
+            case = _expect(tx.case, expect_version)
+            spec = self.workflow(case.workflow, case.workflow_version)
+            transition = machines.admit(spec, case, trigger, tx.actor(actor), actor)
+            if "comment" in transition.requires and comment is None:
+                raise TransitionRejected(case_id, trigger, case.state, "a comment is required")
+            dest = machines.fire(spec, trigger, GuardContext(case, tx.measures, comment))
+            change, entry = self._enter(spec, case, dest, now, trigger, actor, comment)
+            updated = tx.update(change, entry)
+        logger.bind(case_id=case_id, trigger=trigger, action="fire").info(
+            "case {case_id}: {trigger} {source} -> {dest} by {actor}",
+            case_id=case_id, trigger=trigger, source=case.state, dest=dest, actor=actor,
+        )  # fmt: skip
+        for hook in self._hooks:
+            hook(updated, trigger, case.state)
+        return updated
+
+    def _enter(
+        self, spec: WorkflowSpec, case: Case, dest: str, now: dt.datetime, trigger: str,
+        actor: str, comment: str | None,
+    ) -> tuple[CaseChange, HistoryEntry]:  # fmt: skip
+        """The change and the history entry of a new visit to ``dest``: a fresh deadline
+        and ladder, and no pause."""
+        due_at, provisional = self._stage_deadline(spec, case, dest, now)
+        entry = history.make_entry(
+            case.id, case.history_seq + 1, trigger, case.state, dest, actor, now, comment,
+            case.last_hash,
+        )  # fmt: skip
+        return CaseChange(
+            state=dest, stage_entered_at=now, due_at=due_at, due_provisional=provisional,
+            visit=case.visit + 1, next_level=0,
+            next_escalation_at=deadlines.next_escalation(self.rules, spec, due_at, 0),
+            paused_at=None, pause_credit=0,
+        ), entry  # fmt: skip
+
+    def triggers(self, case_id: int, actor: str | None = None) -> list[TransitionSpec]:
+        """The transitions that can fire now (for ``actor``: its roles, units and the guards,
+        checked as ``fire`` checks them; the data a trigger requires is not asked for)."""
+        case = self.get_case(case_id)
+        spec = self.workflow(case.workflow, case.workflow_version)
+        if case.paused_at is not None:
+            return []
+        candidates = [t for t in spec.transitions if t.source == case.state]
+        if actor is None:
+            return candidates
+        who = self.store.get_actor(actor)
+        if who is None:
+            raise PermissionDenied(actor, f"see the triggers of case {case_id}: no such actor")
+        ctx = GuardContext(case, lambda: self.store.list_measures(case_id))
+        allowed = []
+        for t in candidates:
+            try:
+                machines.admit(spec, case, t.trigger, who, actor)
+                machines.fire(spec, t.trigger, ctx)
+            except (TransitionRejected, PermissionDenied):
+                continue
+            allowed.append(t)
+        return allowed
+
+    def _unfinished(
+        self, tx: CaseTx, expect_version: int | None, action: str
+    ) -> tuple[Case, WorkflowSpec]:
+        """The held case and its workflow, refused if it is in a final state."""
+        case = _expect(tx.case, expect_version)
+        spec = self.workflow(case.workflow, case.workflow_version)
+        if spec.states[case.state].final:
+            raise TransitionRejected(case.id, action, case.state, f"{case.state} is a final state")
+        return case, spec
+
+    def pause(
+        self, case_id: int, actor: str, *, comment: str, now: dt.datetime | None = None
+    ) -> Case:
+        """Stop the clock: no level fires while paused; resume moves the deadline later."""
+        now = self._now(now)
+        if not comment or not comment.strip():
+            raise TransitionRejected(case_id, "pause", None, "a comment is required")
+        with self.store.case_tx(case_id) as tx:
+            case, spec = self._unfinished(tx, None, "pause")
+            authorize(
+                tx.actor(actor), actor, spec.permissions["pause"], case.unit_path,
+                f"pause case {case_id}",
+            )  # fmt: skip
+            if case.paused_at is not None:
+                raise TransitionRejected(case_id, "pause", case.state, "the case is already paused")
+            entry = _marker(case, "pause", actor, now, comment.strip())
+            updated = tx.update({"paused_at": now}, entry)
+        logger.bind(case_id=case_id, action="pause").info("case {case_id} paused", case_id=case_id)
+        return updated
+
+    def resume(self, case_id: int, actor: str, *, now: dt.datetime | None = None) -> Case:
+        """Restart the clock; the deadline moves later by the paused time, counted in the
+        unit of the stage's SLA."""
+        now = self._now(now)
+        with self.store.case_tx(case_id) as tx:
+            case, spec = self._unfinished(tx, None, "resume")
+            authorize(
+                tx.actor(actor), actor, spec.permissions["pause"], case.unit_path,
+                f"resume case {case_id}",
+            )  # fmt: skip
+            if case.paused_at is None:
+                raise TransitionRejected(case_id, "resume", case.state, "the case is not paused")
+            unit = deadlines.credit_unit(spec, case, case.state)
+            credit = case.pause_credit + deadlines.pause_credit(
+                self.rules, unit, case.paused_at, now
+            )
+            due_at, provisional = self._stage_deadline(
+                spec, case, case.state, case.stage_entered_at, credit
+            )
+            updated = tx.update({
+                "paused_at": None, "pause_credit": credit, "due_at": due_at,
+                "due_provisional": provisional,
+                "next_escalation_at": deadlines.next_escalation(
+                    self.rules, spec, due_at, case.next_level
+                ),
+            }, _marker(case, "resume", actor, now, None))  # fmt: skip
+        logger.bind(case_id=case_id, action="resume").info(
+            "case {case_id} resumed, due {due}", case_id=case_id, due=due_at
+        )
+        return updated
+
+    def note(self, case_id: int, actor: str, text: str, *, now: dt.datetime | None = None) -> Note:
+        """A progress note (每月调度): what was done this month."""
+        now = self._now(now)
+        if not text.strip():
+            raise ValidationError("a note needs a text")
+        with self.store.case_tx(case_id) as tx:
+            case, spec = self._unfinished(tx, None, "note")
+            authorize(
+                tx.actor(actor), actor, spec.permissions["note"], case.unit_path,
+                f"note on case {case_id}",
+            )  # fmt: skip
+            return tx.add_note(actor, now, text.strip())
+
+    def verify_history(self, case_id: int | None = None) -> int:
+        """Recompute hash chains; raise IntegrityError at the first broken link.
+        Returns the number of entries verified."""
+        ids: Iterator[int] = (
+            iter([self.get_case(case_id).id]) if case_id is not None else self.store.iter_case_ids()
+        )
+        total = 0
+        for cid in ids:
+            case = self.get_case(cid)
+            # The case row holds the head of its chain, so a removed last entry shows too.
+            total += history.verify_chain(
+                cid, self.store.list_history(cid), head=(case.history_seq, case.last_hash)
+            )
+        return total
+
+
+def _expect(case: Case, expect_version: int | None) -> Case:
+    if expect_version is not None and case.version != expect_version:
+        raise ConflictError(case.id, expect_version, case.version)
+    return case
+
+
+def _marker(
+    case: Case, trigger: str, actor: str, now: dt.datetime, comment: str | None
+) -> HistoryEntry:
+    """A history entry that records an event without a change of state."""
+    return history.make_entry(
+        case.id, case.history_seq + 1, trigger, case.state, case.state, actor, now, comment,
+        case.last_hash,
+    )  # fmt: skip
+
+
+def _draft_case(
+    spec: WorkflowSpec, unit: Unit, severity: str, now: dt.datetime, due: dt.datetime | None
+) -> Case:
+    """A case before it has an id: what the deadline rules need to know of it."""
+    return Case(
+        id=0, workflow=spec.name, workflow_version=spec.version, unit=unit.code,
+        unit_path=unit.path, title="", description=None, category=None, source=None,
+        severity=severity, state=spec.initial, version=0, created_at=now, stage_entered_at=now,
+        due_at=None, due_provisional=False, due=due, visit=1, next_level=0,
+        next_escalation_at=None, paused_at=None, pause_credit=0, history_seq=0,
+        last_hash=history.GENESIS,
+    )  # fmt: skip

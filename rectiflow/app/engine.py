@@ -1,0 +1,115 @@
+"""The Engine: the one object that host apps, the CLI and the daemon hold.
+
+It is assembled from one class per concern, each in its own module and each built on the
+concerns it uses (Cases on Calendar on Registry), so every call between them is checked:
+
+    Registry   units, actors, workflows, diagrams          app/registry.py
+    Calendar   time rules, calendar table, provisional     app/calendar.py
+    Cases      open, fire, triggers, pause, resume, notes  app/cases.py
+    Measures   measures and their evidence                 app/measures.py
+    Deadlines  the sweep, monthly dispatch, health         app/deadlines.py
+    Views      case_view, light, lists                     app/views.py
+
+This module adds what belongs to the whole: construction, ``init``, the clock, closing,
+and the embedded scheduler (which is handed the whole Engine). Every time-dependent call
+takes ``now`` (aware datetime; default: the clock).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from rectiflow.app.base import utcnow
+from rectiflow.app.calendar import CALENDAR_RECHECK_SECONDS, Calendar
+from rectiflow.app.cases import Cases
+from rectiflow.app.deadlines import Deadlines
+from rectiflow.app.measures import Measures
+from rectiflow.app.registry import Registry
+from rectiflow.app.views import Views
+from rectiflow.engine.storage import Store
+from rectiflow.engine.types import WorkflowRecord
+from rectiflow.store import open_store
+
+if TYPE_CHECKING:
+    from rectiflow.scheduler import Scheduler
+
+DEFAULT_URL = "sqlite:///rectiflow.db"
+DEFAULT_TZ = "Asia/Shanghai"
+SHIPPED_WORKFLOWS = ("rectification.yaml",)
+
+
+class Engine(Views, Measures, Cases, Deadlines, Calendar, Registry):
+    """Runs a problem-list ledger. Instantiate one per database and use it as a context
+    manager::
+
+        with Engine("sqlite:///ledger.db") as engine:
+            engine.init()
+            case = engine.open_case("alice", unit="HRB", title="...")
+
+    ``tz`` is the local time zone deadlines are counted in (default Asia/Shanghai; the
+    library reads no environment variable, the CLI passes ``RECTIFLOW_TZ``).
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        tz: str | None = None,
+        clock: Callable[[], dt.datetime] = utcnow,
+        store: Store | None = None,
+    ) -> None:
+        self.url = url
+        self.store = store if store is not None else open_store(url)
+        self.tz = ZoneInfo(tz or DEFAULT_TZ)
+        self.clock = clock
+        self._specs = {}
+        self._rules = None
+        self._calendar_read_at = -CALENDAR_RECHECK_SECONDS
+        self._hooks = []
+        self._scheduler: Scheduler | None = None
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.stop_scheduler()
+        self.store.close()
+
+    def init(self) -> list[WorkflowRecord]:
+        """Create (or upgrade) the schema and register the shipped workflows. Idempotent."""
+        self.store.create_schema()
+        registered = []
+        for filename in SHIPPED_WORKFLOWS:
+            text = resources.files("rectiflow.workflows").joinpath(filename).read_text("utf-8")
+            spec = self.register_workflow(text, filename)
+            registered.append(self._record(spec))
+        return registered
+
+    def schema_revision(self) -> tuple[str | None, str]:
+        """(the database's schema revision or None, the newest revision this code knows)."""
+        return self.store.schema_revision()
+
+    def now(self) -> dt.datetime:
+        """The engine's clock, as an aware UTC time."""
+        return self._now(None)
+
+    def start_scheduler(self, **options: Any) -> Scheduler:
+        """Run the sweep and the cron jobs in a background thread of this process."""
+        from rectiflow.scheduler import Scheduler
+
+        if self._scheduler is None:
+            self._scheduler = Scheduler(self, **options)
+            self._scheduler.start_background()
+        return self._scheduler
+
+    def stop_scheduler(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.stop()
+            self._scheduler = None

@@ -1,0 +1,87 @@
+"""The Engine's measures concern: the measures of a case's plan and their evidence."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from pathlib import Path
+
+from loguru import logger
+
+from rectiflow.app.cases import Cases
+from rectiflow.engine.errors import NotFound, TransitionRejected, ValidationError
+from rectiflow.engine.permissions import authorize
+from rectiflow.engine.types import Measure
+
+
+class Measures(Cases):
+    """Measures: added by the owner while a case is open, completed with evidence."""
+
+    def add_measure(
+        self,
+        case_id: int,
+        actor: str,
+        text: str,
+        *,
+        due: dt.date | dt.datetime | None = None,
+        expect_version: int | None = None,
+        now: dt.datetime | None = None,
+    ) -> Measure:
+        """Add a measure to an open case (role from the workflow's ``add_measure``).
+        (``now`` is accepted and unused: a measure records no time of its own.)"""
+        if not text.strip():
+            raise ValidationError("a measure needs a text")
+        due_at = self._end_of(due) if due is not None else None
+        with self.store.case_tx(case_id) as tx:
+            case, spec = self._unfinished(tx, expect_version, "add_measure")
+            authorize(tx.actor(actor), actor, spec.permissions["add_measure"], case.unit_path,
+                      f"add a measure to case {case_id}")  # fmt: skip
+            measure = tx.add_measure(text.strip(), actor, due_at)
+        logger.bind(case_id=case_id, action="measure").info(
+            "case {case_id}: measure {measure} added", case_id=case_id, measure=measure.id
+        )
+        return measure
+
+    def complete_measure(
+        self,
+        measure_id: int,
+        actor: str,
+        *,
+        evidence: str | os.PathLike[str] | None = None,
+        now: dt.datetime | None = None,
+    ) -> Measure:
+        """Mark a measure done; evidence is stored as its path and sha256."""
+        now = self._now(now)
+        found = self.store.get_measure(measure_id)
+        if found is None:
+            raise NotFound("measure", measure_id)
+        path, digest = (None, None) if evidence is None else _evidence(evidence)
+        with self.store.case_tx(found.case_id) as tx:
+            case, spec = self._unfinished(tx, None, "complete_measure")
+            authorize(tx.actor(actor), actor, spec.permissions["complete_measure"], case.unit_path,
+                      f"complete measure {measure_id}")  # fmt: skip
+            if any(m.id == measure_id and m.done for m in tx.measures()):
+                # Measures sit outside the hash chain: completing twice would lose the
+                # first evidence hash without a trace.
+                raise TransitionRejected(
+                    case.id, "complete_measure", case.state, f"measure {measure_id} is already done"
+                )
+            measure = tx.complete_measure(measure_id, now, path, digest)
+        logger.bind(case_id=found.case_id, action="measure").info(
+            "measure {measure} done", measure=measure_id
+        )
+        return measure
+
+
+def _evidence(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """(the file's absolute path, its sha256), read in 1 MiB blocks."""
+    file = Path(path)
+    digest = hashlib.sha256()
+    try:
+        with file.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise ValidationError(f"cannot read evidence file {file}: {exc.strerror}") from None
+    return str(file.resolve()), digest.hexdigest()

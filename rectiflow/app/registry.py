@@ -1,0 +1,83 @@
+"""The Engine's registry concern: units, actors and workflow definitions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rectiflow.app.base import EngineBase
+from rectiflow.engine.diagram import mermaid
+from rectiflow.engine.errors import NotFound, ValidationError
+from rectiflow.engine.spec import WorkflowSpec, parse_workflow
+from rectiflow.engine.types import Actor, Unit, WorkflowRecord
+
+
+class Registry(EngineBase):
+    """Who acts where (units, actors) and by which rules (workflows, versioned)."""
+
+    def add_unit(self, code: str, name: str, parent: str | None = None) -> Unit:
+        _check_code(code, "unit code")
+        return self.store.add_unit(code, name, parent)
+
+    def list_units(self) -> list[Unit]:
+        return self.store.list_units()
+
+    def add_actor(self, name: str, roles: Sequence[str], units: Sequence[str] = ()) -> Actor:
+        if not name.strip():
+            raise ValidationError("an actor needs a name")
+        if not roles:
+            raise ValidationError(f"actor {name} needs at least one role")
+        known = {role for record in self.list_workflows() for role in self._spec_of(record).roles}
+        for role in roles:
+            if known and role not in known:
+                listed = ", ".join(sorted(known))
+                raise ValidationError(
+                    f"unknown role {role!r} (roles of the registered workflows: {listed})"
+                )
+        return self.store.add_actor(name, list(dict.fromkeys(roles)), list(units))
+
+    def get_actor(self, name: str) -> Actor:
+        actor = self.store.get_actor(name)
+        if actor is None:
+            raise NotFound("actor", name)
+        return actor
+
+    def list_actors(self) -> list[Actor]:
+        return self.store.list_actors()
+
+    def register_workflow(self, text: str, filename: str = "<workflow>") -> WorkflowSpec:
+        """Validate and register a definition (a registered name+version is immutable)."""
+        spec = parse_workflow(text, filename)
+        self.store.register_workflow(self._record(spec))
+        self._specs[spec.name, spec.version] = spec
+        return spec
+
+    def _record(self, spec: WorkflowSpec) -> WorkflowRecord:
+        return WorkflowRecord(spec.name, spec.version, spec.digest, spec.source_text, self.clock())
+
+    def _spec_of(self, record: WorkflowRecord) -> WorkflowSpec:
+        key = (record.name, record.version)
+        if key not in self._specs:
+            self._specs[key] = parse_workflow(record.source_text, f"{record.name}@{record.version}")
+        return self._specs[key]
+
+    def workflow(self, name: str, version: int | None = None) -> WorkflowSpec:
+        """A registered workflow (the latest version when none is given)."""
+        if version is not None and (name, version) in self._specs:
+            return self._specs[name, version]
+        record = self.store.get_workflow(name, version)
+        if record is None:
+            raise NotFound("workflow", name if version is None else f"{name}@{version}")
+        return self._spec_of(record)
+
+    def list_workflows(self) -> list[WorkflowRecord]:
+        return self.store.list_workflows()
+
+    def diagram(self, name: str, version: int | None = None, lang: str = "zh") -> str:
+        """Mermaid ``stateDiagram-v2`` text, ``zh`` or ``en`` labels (else UsageError)."""
+        return mermaid(self.workflow(name, version), lang)
+
+
+def _check_code(code: str, what: str) -> None:
+    plain = code.replace("-", "").replace("_", "")
+    if not plain or not plain.isascii() or not plain.isalnum() or len(code) > 64:
+        raise ValidationError(f"bad {what} {code!r}: letters, digits, - and _ only, at most 64")
