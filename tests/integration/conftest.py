@@ -7,11 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from integration_support import ALL_BACKENDS, SQL_BACKENDS, setup_ledger
 
 from rectiflow import Engine
-
-SQL_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-ALL_BACKENDS = ["memory", *SQL_BACKENDS]
 
 
 def _url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
@@ -46,21 +44,7 @@ def engine(db_url: str) -> Iterator[Engine]:
 
 @pytest.fixture
 def ledger(engine: Engine) -> Engine:
-    """An engine with a unit tree and one actor per role.
-
-    PROV ─┬─ CITY1 ── COUNTY1
-          ├─ CITY10        (a sibling whose code starts like CITY1's)
-          └─ CITY2
-    """
-    engine.add_unit("PROV", "Province")
-    engine.add_unit("CITY1", "City 1", parent="PROV")
-    engine.add_unit("COUNTY1", "County 1", parent="CITY1")
-    engine.add_unit("CITY10", "City 10", parent="PROV")
-    engine.add_unit("CITY2", "City 2", parent="PROV")
-    engine.add_actor("sup", ["supervisor"])  # no unit: acts everywhere
-    engine.add_actor("rep", ["reporter"], ["CITY1"])
-    engine.add_actor("own", ["owner"], ["CITY1"])
-    engine.add_actor("head", ["head"], ["CITY1"])
-    engine.add_actor("rev", ["reviewer"])
-    engine.add_actor("ver", ["verifier"])
-    return engine
+    """An engine with the shared ledger (integration_support.setup_ledger): a unit tree
+    PROV > CITY1 > COUNTY1, CITY10, CITY2 and one actor per role. On the SQL backends
+    only: ``@pytest.mark.parametrize("db_url", SQL_BACKENDS, indirect=True)``."""
+    return setup_ledger(engine)

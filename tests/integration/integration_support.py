@@ -1,4 +1,5 @@
-"""What the integration tests share with the worker processes they spawn.
+"""What the integration tests share: the ledger they run on, the time helpers, and the
+worker functions of the processes they spawn.
 
 Worker functions live here, not in a test module, so that a process started with the
 "spawn" method can import them by name; each writes its results as JSON to a file.
@@ -13,10 +14,17 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from rectiflow import Engine
 from rectiflow.engine.errors import ConflictError, TransitionRejected
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+# The backends of conftest.py's db_url and sql_url; a test narrows ``ledger`` to the SQL ones
+# with @pytest.mark.parametrize("db_url", SQL_BACKENDS, indirect=True).
+SQL_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+ALL_BACKENDS = ["memory", *SQL_BACKENDS]
 
 # A workflow whose two states cycle for ever and have no deadline: every fire is a real
 # transition, so a stress test can fire as often as it likes.
@@ -41,6 +49,9 @@ transitions:
 BARRIER_TIMEOUT = 120
 
 
+# --- time ------------------------------------------------------------------------------
+
+
 def local(year: int, month: int, day: int, hour: int = 9, minute: int = 0) -> dt.datetime:
     """A moment in Asia/Shanghai, the engine's default time zone."""
     return dt.datetime(year, month, day, hour, minute, tzinfo=SHANGHAI)
@@ -49,6 +60,43 @@ def local(year: int, month: int, day: int, hour: int = 9, minute: int = 0) -> dt
 def end_of_day(year: int, month: int, day: int) -> dt.datetime:
     """Where a working-day deadline falls: 23:59:59 local, as UTC."""
     return dt.datetime(year, month, day, 23, 59, 59, tzinfo=SHANGHAI).astimezone(dt.UTC)
+
+
+#: Monday 3 March 2025, 09:00 in Shanghai. March 2025 has no public holiday, so working
+#: days are Monday to Friday around it.
+MONDAY = local(2025, 3, 3)
+
+
+# --- the ledger ---------------------------------------------------------------------------
+
+
+def setup_ledger(engine: Engine) -> Engine:
+    """Give an initialised engine a unit tree and one actor per role; return it.
+
+    PROV ─┬─ CITY1 ── COUNTY1
+          ├─ CITY10        (a sibling whose code starts like CITY1's)
+          └─ CITY2
+    """
+    engine.add_unit("PROV", "Province")
+    engine.add_unit("CITY1", "City 1", parent="PROV")
+    engine.add_unit("COUNTY1", "County 1", parent="CITY1")
+    engine.add_unit("CITY10", "City 10", parent="PROV")
+    engine.add_unit("CITY2", "City 2", parent="PROV")
+    engine.add_actor("sup", ["supervisor"])  # no unit: acts everywhere
+    engine.add_actor("rep", ["reporter"], ["CITY1"])
+    engine.add_actor("own", ["owner"], ["CITY1"])
+    engine.add_actor("head", ["head"], ["CITY1"])
+    engine.add_actor("rev", ["reviewer"])
+    engine.add_actor("ver", ["verifier"])
+    return engine
+
+
+def open_case(engine: Engine, unit: str = "CITY1", *, now: dt.datetime = MONDAY, **kw: Any) -> int:
+    """Open a case as the supervisor; return its id."""
+    return engine.open_case("sup", unit=unit, title=f"problem in {unit}", now=now, **kw).id
+
+
+# --- worker processes ---------------------------------------------------------------------
 
 
 def _write(out: str, data: dict[str, Any]) -> None:

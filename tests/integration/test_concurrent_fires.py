@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from integration_support import PINGPONG, race_confirm, stress_fire
+from integration_support import PINGPONG, SQL_BACKENDS, open_case, race_confirm, stress_fire
 
 from rectiflow import Engine
 
@@ -40,48 +40,46 @@ def _run(target: Any, arglists: list[tuple[Any, ...]], tmp_path: Path) -> list[d
     return [json.loads(out.read_text("utf-8")) for out in outs]
 
 
-def test_two_processes__same_expect_version_one_wins(sql_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("db_url", SQL_BACKENDS, indirect=True)
+def test_two_processes__same_expect_version_one_wins(
+    ledger: Engine, db_url: str, tmp_path: Path
+) -> None:
     rounds = 10
-    with Engine(sql_url) as engine:
-        engine.init()
-        engine.add_unit("HQ", "Headquarters")
-        engine.add_actor("sup1", ["supervisor"])
-        engine.add_actor("sup2", ["supervisor"])
-        case_ids = [engine.open_case("sup1", unit="HQ", title=f"c{i}").id for i in range(rounds)]
+    ledger.add_actor("sup2", ["supervisor"])
+    case_ids = [open_case(ledger) for _ in range(rounds)]
 
     barrier = SPAWN.Barrier(2)
     left, right = _run(
         race_confirm,
-        [(sql_url, "sup1", case_ids, barrier), (sql_url, "sup2", case_ids, barrier)],
+        [(db_url, "sup", case_ids, barrier), (db_url, "sup2", case_ids, barrier)],
         tmp_path,
     )
     for i in range(rounds):
         assert sorted([left["results"][i], right["results"][i]]) == ["conflict", "won"]
 
-    with Engine(sql_url) as engine:
+    with Engine(db_url) as engine:
         for i, case_id in enumerate(case_ids):
             case = engine.get_case(case_id)
             assert (case.state, case.version, case.history_seq) == ("plan", 2, 2)
             entries = engine.history(case_id)
             assert [(e.seq, e.trigger) for e in entries] == [(1, "open"), (2, "confirm")]
-            winner = "sup1" if left["results"][i] == "won" else "sup2"
+            winner = "sup" if left["results"][i] == "won" else "sup2"
             assert entries[1].actor == winner
         assert engine.verify_history() == 2 * rounds
 
 
-def _stress(url: str, tmp_path: Path, processes: int, fires: int, cases: int = 20) -> None:
+def _stress(
+    ledger: Engine, url: str, tmp_path: Path, processes: int, fires: int, cases: int = 20
+) -> None:
     """issue 5's test: every accepted fire has exactly one history row, every refused one got
     ConflictError or TransitionRejected, and the counts add up."""
-    with Engine(url) as engine:
-        engine.init()
-        engine.register_workflow(PINGPONG, "pingpong.yaml")
-        engine.add_unit("HQ", "Headquarters")
-        for i in range(processes):
-            engine.add_actor(f"w{i}", ["mover"])
-        case_ids = [
-            engine.open_case("w0", unit="HQ", title=f"c{i}", workflow="pingpong").id
-            for i in range(cases)
-        ]
+    ledger.register_workflow(PINGPONG, "pingpong.yaml")
+    for i in range(processes):
+        ledger.add_actor(f"w{i}", ["mover"])
+    case_ids = [
+        ledger.open_case("w0", unit="PROV", title=f"c{i}", workflow="pingpong").id
+        for i in range(cases)
+    ]
 
     barrier = SPAWN.Barrier(processes)
     results = _run(
@@ -116,5 +114,8 @@ def _stress(url: str, tmp_path: Path, processes: int, fires: int, cases: int = 2
 
 
 @pytest.mark.slow
-def test_stress__8_processes_500_fires_on_20_cases(sql_url: str, tmp_path: Path) -> None:
-    _stress(sql_url, tmp_path, processes=8, fires=500)
+@pytest.mark.parametrize("db_url", SQL_BACKENDS, indirect=True)
+def test_stress__8_processes_500_fires_on_20_cases(
+    ledger: Engine, db_url: str, tmp_path: Path
+) -> None:
+    _stress(ledger, db_url, tmp_path, processes=8, fires=500)

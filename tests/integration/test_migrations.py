@@ -6,14 +6,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import multiprocessing
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from integration_support import init_database
+from integration_support import init_database, local
 
 from rectiflow import Engine
 from rectiflow.engine import history
@@ -21,15 +20,7 @@ from rectiflow.engine.spec import parse_workflow
 from rectiflow.store.sql import SqlStore
 from rectiflow.store.tables import metadata
 
-T0 = dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-    else:
-        yield request.getfixturevalue("postgres_url")
+T0 = local(2026, 3, 2).astimezone(dt.UTC)  # written into the old tables as UTC, as 0001 did
 
 
 def _fill_first_revision(url: str) -> None:
@@ -74,9 +65,9 @@ def _fill_first_revision(url: str) -> None:
     store.close()
 
 
-def test_migrations__upgrade_keeps_every_row(url: str) -> None:
-    _fill_first_revision(url)
-    with Engine(url) as engine:
+def test_migrations__upgrade_keeps_every_row(sql_url: str) -> None:
+    _fill_first_revision(sql_url)
+    with Engine(sql_url) as engine:
         assert engine.schema_revision()[0] == "0001"
         engine.init()
         current, head = engine.schema_revision()
@@ -101,8 +92,8 @@ def test_migrations__upgrade_keeps_every_row(url: str) -> None:
         assert engine.verify_history() == 2
 
 
-def test_migrations__build_the_schema_of_the_models(url: str) -> None:
-    store = SqlStore(url)
+def test_migrations__build_the_schema_of_the_models(sql_url: str) -> None:
+    store = SqlStore(sql_url)
     store.create_schema()
     with store.engine.connect() as conn:
         diff = compare_metadata(
@@ -112,8 +103,8 @@ def test_migrations__build_the_schema_of_the_models(url: str) -> None:
     assert diff == []
 
 
-def test_migrations__init_is_idempotent(url: str) -> None:
-    with Engine(url) as engine:
+def test_migrations__init_is_idempotent(sql_url: str) -> None:
+    with Engine(sql_url) as engine:
         engine.init()
         engine.init()
         assert engine.schema_revision()[0] == engine.schema_revision()[1]
@@ -121,17 +112,19 @@ def test_migrations__init_is_idempotent(url: str) -> None:
 
 
 @pytest.mark.slow
-def test_migrations__concurrent_init_from_several_processes(url: str, tmp_path: Path) -> None:
+def test_migrations__concurrent_init_from_several_processes(sql_url: str, tmp_path: Path) -> None:
     # Several daemons' `ExecStartPre=rectiflow init` on one fresh database at once.
     spawn = multiprocessing.get_context("spawn")
     barrier = spawn.Barrier(4)
     outs = [tmp_path / f"init{i}.json" for i in range(4)]
-    workers = [spawn.Process(target=init_database, args=(url, barrier, str(out))) for out in outs]
+    workers = [
+        spawn.Process(target=init_database, args=(sql_url, barrier, str(out))) for out in outs
+    ]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join(120)
     assert [json.loads(out.read_text("utf-8"))["error"] for out in outs] == [None] * 4
-    with Engine(url) as engine:
+    with Engine(sql_url) as engine:
         assert engine.schema_revision()[0] == engine.schema_revision()[1]
         assert [(w.name, w.version) for w in engine.list_workflows()] == [("rectification", 1)]

@@ -1,8 +1,8 @@
 """The contract suite: the engine and its store behave the same on every backend.
 
-Each test runs on memory, a SQLite file and a real PostgreSQL (fixtures in conftest.py).
-Times are passed explicitly; March 2025 has no public holiday, so working days are
-Monday to Friday there.
+Each test runs on memory, a SQLite file and a real PostgreSQL (fixtures in conftest.py),
+on the shared ledger (integration_support.setup_ledger). Times are passed explicitly;
+March 2025 has no public holiday, so working days are Monday to Friday there.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from integration_support import PINGPONG, end_of_day, local
+from integration_support import MONDAY, PINGPONG, SQL_BACKENDS, end_of_day, local, open_case
 
 from rectiflow import (
     ConflictError,
@@ -26,12 +26,6 @@ from rectiflow import (
     TransitionRejected,
     ValidationError,
 )
-
-T0 = local(2025, 3, 3)  # a Monday, 09:00 in Shanghai
-
-
-def _open(engine: Engine, unit: str = "CITY1", *, now: dt.datetime = T0, **kw: Any) -> int:
-    return engine.open_case("sup", unit=unit, title=f"problem in {unit}", now=now, **kw).id
 
 
 def _footprint(engine: Engine, case_id: int) -> tuple[object, ...]:
@@ -90,14 +84,14 @@ def test_actors__roles_and_units(ledger: Engine) -> None:
 
 
 def test_actor_scope__unit_and_descendants_only(ledger: Engine) -> None:
-    in_county = _open(ledger, "COUNTY1")
-    in_city10 = _open(ledger, "CITY10")
-    ledger.add_measure(in_county, "own", "fix it", now=T0)  # CITY1 covers COUNTY1
+    in_county = open_case(ledger, "COUNTY1")
+    in_city10 = open_case(ledger, "CITY10")
+    ledger.add_measure(in_county, "own", "fix it", now=MONDAY)  # CITY1 covers COUNTY1
     with pytest.raises(PermissionDenied):
-        ledger.add_measure(in_city10, "own", "fix it", now=T0)
+        ledger.add_measure(in_city10, "own", "fix it", now=MONDAY)
     with pytest.raises(PermissionDenied):  # a reporter of CITY1 cannot open in CITY2
-        ledger.open_case("rep", unit="CITY2", title="t", now=T0)
-    assert ledger.open_case("rep", unit="COUNTY1", title="t", now=T0).unit == "COUNTY1"
+        ledger.open_case("rep", unit="CITY2", title="t", now=MONDAY)
+    assert ledger.open_case("rep", unit="COUNTY1", title="t", now=MONDAY).unit == "COUNTY1"
 
 
 def test_register_workflow__same_content_accepted(engine: Engine) -> None:
@@ -124,7 +118,7 @@ def test_register_workflow__changed_content_refused(engine: Engine) -> None:
 def test_open_case__initial_state_deadline_and_history(ledger: Engine) -> None:
     case = ledger.open_case(
         "rep", unit="CITY1", title="  slow approvals ", severity="high", category="service",
-        source="audit", description="three weeks per permit", now=T0,
+        source="audit", description="three weeks per permit", now=MONDAY,
     )  # fmt: skip
     assert (case.state, case.version, case.workflow, case.workflow_version) == (
         "identify", 1, "rectification", 1,
@@ -144,22 +138,22 @@ def test_open_case__initial_state_deadline_and_history(ledger: Engine) -> None:
 
 def test_open_case__refusals(ledger: Engine) -> None:
     with pytest.raises(PermissionDenied):
-        ledger.open_case("own", unit="CITY1", title="t", now=T0)
+        ledger.open_case("own", unit="CITY1", title="t", now=MONDAY)
     with pytest.raises(PermissionDenied):
-        ledger.open_case("nobody", unit="CITY1", title="t", now=T0)
+        ledger.open_case("nobody", unit="CITY1", title="t", now=MONDAY)
     with pytest.raises(NotFound):
-        ledger.open_case("sup", unit="NOWHERE", title="t", now=T0)
+        ledger.open_case("sup", unit="NOWHERE", title="t", now=MONDAY)
     with pytest.raises(ValidationError):
-        ledger.open_case("sup", unit="CITY1", title="t", severity="urgent", now=T0)
+        ledger.open_case("sup", unit="CITY1", title="t", severity="urgent", now=MONDAY)
     with pytest.raises(NotFound):
-        ledger.open_case("sup", unit="CITY1", title="t", workflow="nope", now=T0)
+        ledger.open_case("sup", unit="CITY1", title="t", workflow="nope", now=MONDAY)
     with pytest.raises(NotFound):
         ledger.get_case(12345)
     assert ledger.list_cases() == []
 
 
 def test_lifecycle__identify_to_closed(ledger: Engine, tmp_path: Path) -> None:
-    case_id = ledger.open_case("rep", unit="COUNTY1", title="queues", now=T0).id
+    case_id = ledger.open_case("rep", unit="COUNTY1", title="queues", now=MONDAY).id
     confirmed = ledger.fire(case_id, "confirm", "sup", expect_version=1, now=local(2025, 3, 4))
     assert confirmed.state == "plan"
     with pytest.raises(TransitionRejected, match="no measure"):
@@ -211,23 +205,25 @@ def test_lifecycle__identify_to_closed(ledger: Engine, tmp_path: Path) -> None:
 
 
 def test_triggers__by_state_role_unit_and_guard(ledger: Engine) -> None:
-    case_id = _open(ledger)
+    case_id = open_case(ledger)
     assert [t.trigger for t in ledger.triggers(case_id)] == ["confirm", "dismiss"]
     assert [t.trigger for t in ledger.triggers(case_id, "sup")] == ["confirm", "dismiss"]
     assert ledger.triggers(case_id, "own") == []
-    ledger.fire(case_id, "confirm", "sup", now=T0)
+    ledger.fire(case_id, "confirm", "sup", now=MONDAY)
     assert ledger.triggers(case_id, "rev") == []  # has_measures fails
-    ledger.add_measure(case_id, "own", "m", now=T0)
+    ledger.add_measure(case_id, "own", "m", now=MONDAY)
     assert [t.trigger for t in ledger.triggers(case_id, "rev")] == ["approve_plan"]
 
 
 def test_list_cases__by_unit_with_descendants_and_by_state(ledger: Engine) -> None:
-    ids = {unit: _open(ledger, unit) for unit in ("PROV", "CITY1", "COUNTY1", "CITY10", "CITY2")}
-    ledger.fire(ids["COUNTY1"], "confirm", "sup", now=T0)
-    ledger.fire(ids["CITY2"], "confirm", "sup", now=T0)
+    ids = {
+        unit: open_case(ledger, unit) for unit in ("PROV", "CITY1", "COUNTY1", "CITY10", "CITY2")
+    }
+    ledger.fire(ids["COUNTY1"], "confirm", "sup", now=MONDAY)
+    ledger.fire(ids["CITY2"], "confirm", "sup", now=MONDAY)
 
     def listed(**kw: Any) -> list[int]:
-        return [c.id for c in ledger.list_cases(now=T0, **kw)]
+        return [c.id for c in ledger.list_cases(now=MONDAY, **kw)]
 
     assert listed(unit="CITY1") == [ids["CITY1"], ids["COUNTY1"]]
     assert listed(unit="PROV") == sorted(ids.values())
@@ -241,9 +237,9 @@ def test_list_cases__by_unit_with_descendants_and_by_state(ledger: Engine) -> No
 
 
 def test_verify_history__all_chains(ledger: Engine) -> None:
-    first, second = _open(ledger), _open(ledger, "CITY2")
-    ledger.fire(first, "confirm", "sup", now=T0)
-    ledger.fire(second, "dismiss", "sup", comment="duplicate of another case", now=T0)
+    first, second = open_case(ledger), open_case(ledger, "CITY2")
+    ledger.fire(first, "confirm", "sup", now=MONDAY)
+    ledger.fire(second, "dismiss", "sup", comment="duplicate of another case", now=MONDAY)
     assert ledger.verify_history() == 4
     assert ledger.verify_history(second) == 2
     with pytest.raises(NotFound):
@@ -267,61 +263,61 @@ def test_verify_history__all_chains(ledger: Engine) -> None:
 def test_fire__refused_writes_nothing(
     ledger: Engine, trigger: str, actor: str, comment: str | None, error: type[Exception]
 ) -> None:
-    case_id = _open(ledger)
+    case_id = open_case(ledger)
     before = _footprint(ledger, case_id)
     with pytest.raises(error):
-        ledger.fire(case_id, trigger, actor, comment=comment, now=T0)
+        ledger.fire(case_id, trigger, actor, comment=comment, now=MONDAY)
     assert _footprint(ledger, case_id) == before
 
 
 def test_fire__outside_actor_units_writes_nothing(ledger: Engine) -> None:
     ledger.add_actor("sup2", ["supervisor"], ["CITY2"])
-    case_id = _open(ledger, "CITY1")
+    case_id = open_case(ledger, "CITY1")
     before = _footprint(ledger, case_id)
     with pytest.raises(PermissionDenied, match="outside"):
-        ledger.fire(case_id, "confirm", "sup2", now=T0)
+        ledger.fire(case_id, "confirm", "sup2", now=MONDAY)
     assert _footprint(ledger, case_id) == before
 
 
 def test_fire__guard_refusal_writes_nothing(ledger: Engine) -> None:
-    case_id = _open(ledger)
-    ledger.fire(case_id, "confirm", "sup", now=T0)
+    case_id = open_case(ledger)
+    ledger.fire(case_id, "confirm", "sup", now=MONDAY)
     before = _footprint(ledger, case_id)
     with pytest.raises(TransitionRejected, match="no measure"):
-        ledger.fire(case_id, "approve_plan", "rev", now=T0)
+        ledger.fire(case_id, "approve_plan", "rev", now=MONDAY)
     assert _footprint(ledger, case_id) == before
 
 
 def test_fire__stale_expect_version_conflicts(ledger: Engine) -> None:
-    case_id = _open(ledger)
-    ledger.add_measure(case_id, "own", "early measure", now=T0)  # version 1 -> 2
+    case_id = open_case(ledger)
+    ledger.add_measure(case_id, "own", "early measure", now=MONDAY)  # version 1 -> 2
     before = _footprint(ledger, case_id)
     with pytest.raises(ConflictError) as raised:
-        ledger.fire(case_id, "confirm", "sup", expect_version=1, now=T0)
+        ledger.fire(case_id, "confirm", "sup", expect_version=1, now=MONDAY)
     assert (raised.value.case_id, raised.value.expected, raised.value.actual) == (case_id, 1, 2)
     with pytest.raises(ConflictError):
-        ledger.add_measure(case_id, "own", "another", expect_version=1, now=T0)
+        ledger.add_measure(case_id, "own", "another", expect_version=1, now=MONDAY)
     assert _footprint(ledger, case_id) == before
-    assert ledger.fire(case_id, "confirm", "sup", expect_version=2, now=T0).version == 3
+    assert ledger.fire(case_id, "confirm", "sup", expect_version=2, now=MONDAY).version == 3
 
 
 def test_fire__unknown_case(ledger: Engine) -> None:
     with pytest.raises(NotFound):
-        ledger.fire(4242, "confirm", "sup", now=T0)
+        ledger.fire(4242, "confirm", "sup", now=MONDAY)
 
 
 # --- escalations, pauses, notes ------------------------------------------------------------
 
 
 def test_escalate_due__each_level_once(ledger: Engine) -> None:
-    case_id = _open(ledger)  # identify due Mon 10 March; remind Wed 5 March
+    case_id = open_case(ledger)  # identify due Mon 10 March; remind Wed 5 March
     assert ledger.escalate_due(local(2025, 3, 5, 23, 0)).fired == 0
     first = ledger.escalate_due(local(2025, 3, 6))
     assert (first.cases, first.fired, first.by_level) == (1, 1, {"remind": 1})
     assert first.next_due_at == end_of_day(2025, 3, 10)
     assert ledger.escalate_due(local(2025, 3, 6)).fired == 0
 
-    late = _open(ledger, "CITY2")  # swept only once it is far overdue: levels in ladder order
+    late = open_case(ledger, "CITY2")  # swept only once it is far overdue: levels in ladder order
     summary = ledger.escalate_due(local(2025, 3, 18))  # supervise at 10 March + 5wd = 17 March
     assert summary.by_level == {"remind": 1, "warn": 2, "supervise": 2}
     again = ledger.escalate_due(local(2025, 3, 18))
@@ -352,7 +348,7 @@ def test_escalate_due__each_level_once(ledger: Engine) -> None:
 
 
 def test_pause_resume__stops_the_clock(ledger: Engine) -> None:
-    case_id = _open(ledger)  # due Mon 10 March
+    case_id = open_case(ledger)  # due Mon 10 March
     with pytest.raises(TransitionRejected, match="comment"):
         ledger.pause(case_id, "sup", comment=" ", now=local(2025, 3, 4, 10))
     with pytest.raises(PermissionDenied):
@@ -387,8 +383,8 @@ def test_pause_resume__stops_the_clock(ledger: Engine) -> None:
 
 
 def test_notes_and_dispatch__once_per_month(ledger: Engine) -> None:
-    noted, silent, dismissed = _open(ledger), _open(ledger), _open(ledger)
-    ledger.fire(dismissed, "dismiss", "sup", comment="not a problem", now=T0)
+    noted, silent, dismissed = open_case(ledger), open_case(ledger), open_case(ledger)
+    ledger.fire(dismissed, "dismiss", "sup", comment="not a problem", now=MONDAY)
     note = ledger.note(noted, "own", "  second window opened ", now=local(2025, 3, 15))
     assert (note.case_id, note.actor, note.text, note.at) == (
         noted, "own", "second window opened", local(2025, 3, 15),
@@ -415,8 +411,8 @@ def test_notes_and_dispatch__once_per_month(ledger: Engine) -> None:
 
 
 def test_load_calendar__recomputes_provisional_2027(ledger: Engine, tmp_path: Path) -> None:
-    settled = _open(ledger)
-    guessed = _open(ledger, now=local(2027, 1, 4))  # a Monday of a year without holiday data
+    settled = open_case(ledger)
+    guessed = open_case(ledger, now=local(2027, 1, 4))  # a Monday of a year without holiday data
     before = ledger.get_case(guessed)
     assert (before.due_at, before.due_provisional) == (end_of_day(2027, 1, 11), True)
     table = tmp_path / "2027.csv"
@@ -437,7 +433,7 @@ def test_load_calendar__recomputes_provisional_2027(ledger: Engine, tmp_path: Pa
 
 def test_datetimes__round_trip_as_aware_utc(ledger: Engine, tmp_path: Path) -> None:
     opened_at = dt.datetime(2025, 3, 3, 9, 30, 15, 123456, tzinfo=local(2025, 3, 3).tzinfo)
-    case_id = _open(ledger, now=opened_at)
+    case_id = open_case(ledger, now=opened_at)
     ledger.fire(case_id, "confirm", "sup", now=opened_at + dt.timedelta(hours=1))
     measure = ledger.add_measure(case_id, "own", "m", due=dt.date(2025, 4, 30), now=opened_at)
     ledger.complete_measure(measure.id, "own", now=opened_at + dt.timedelta(hours=2))
@@ -480,22 +476,19 @@ def test_datetimes__round_trip_as_aware_utc(ledger: Engine, tmp_path: Path) -> N
         ("DELETE FROM history WHERE seq = 2", 2, "missing"),
     ],
 )
+@pytest.mark.parametrize("db_url", SQL_BACKENDS, indirect=True)
 def test_verify_history__names_the_first_broken_link(
-    sql_url: str, tamper: str, seq: int, reason: str
+    ledger: Engine, db_url: str, tamper: str, seq: int, reason: str
 ) -> None:
-    with Engine(sql_url) as engine:
-        engine.init()
-        engine.add_unit("HQ", "Headquarters")
-        engine.add_actor("sup", ["supervisor"])
-        case_id = engine.open_case("sup", unit="HQ", title="t", now=T0).id
-        engine.pause(case_id, "sup", comment="waiting", now=T0)
-        engine.resume(case_id, "sup", now=T0)
-        assert engine.verify_history() == 3
-    outside = sa.create_engine(sql_url)
+    case_id = open_case(ledger)
+    ledger.pause(case_id, "sup", comment="waiting", now=MONDAY)
+    ledger.resume(case_id, "sup", now=MONDAY)
+    assert ledger.verify_history() == 3
+    outside = sa.create_engine(db_url)
     with outside.begin() as conn:
         conn.execute(sa.text(tamper))
     outside.dispose()
-    with Engine(sql_url) as engine:
+    with Engine(db_url) as engine:
         with pytest.raises(IntegrityError, match=reason) as raised:
             engine.verify_history()
         assert (raised.value.case_id, raised.value.seq) == (case_id, seq)
