@@ -2,6 +2,10 @@
 
 Each command receives the opened Engine, calls it, prints and returns; ``main`` is the one
 place that turns errors into a line on stderr and an exit code (see DESIGN.md, Errors).
+
+A command answers at once: the modules here import typer and nothing heavy, and each
+command imports what it needs (the Engine and SQLAlchemy, rich, loguru) when it runs.
+Help is click's plain text, so ``--help`` never loads rich.
 """
 
 from __future__ import annotations
@@ -9,17 +13,39 @@ from __future__ import annotations
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
-from loguru import logger
+from typer.core import TyperGroup
 
 from rectiflow.cli import admin, cases, operate
 from rectiflow.cli.common import Settings
 from rectiflow.engine.errors import RectiflowError
 
+
+class _PanelGroup(TyperGroup):
+    """Lists the commands under their panel headings (rich_help_panel) in plain help."""
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        panels: dict[str, list[tuple[str, Any]]] = {}
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                panel = getattr(command, "rich_help_panel", None) or "Commands"
+                panels.setdefault(panel, []).append((name, command))
+        if not panels:
+            return
+        width = max(len(name) for rows in panels.values() for name, _ in rows)
+        limit = formatter.width - 6 - width
+        for panel, rows in panels.items():
+            with formatter.section(panel):
+                formatter.write_dl([(name, cmd.get_short_help_str(limit)) for name, cmd in rows])
+
+
 app = typer.Typer(
     name="rectiflow",
+    cls=_PanelGroup,
+    rich_markup_mode=None,
     help=(
         "Run a problem-list ledger (问题清单台账): cases move identify → plan → rectify → "
         "verify → closed, with deadlines on the Chinese working calendar and an escalation "
@@ -63,10 +89,7 @@ def root(
     ] = False,
 ) -> None:
     settings: Settings = ctx.ensure_object(Settings)
-    settings.db, settings.now, settings.debug = db, now, debug
-    logger.remove()
-    logger.add(sys.stderr, level="INFO" if debug else "WARNING", format="{level}: {message}")
-    logger.enable("rectiflow")
+    settings.db, settings.now, settings.debug = db, now, debug  # logging: see Settings.engine
     if ctx.invoked_subcommand is None:  # a bare `rectiflow` shows what it can do
         print(ctx.get_help())
         raise typer.Exit(0)

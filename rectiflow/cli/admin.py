@@ -6,36 +6,42 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from rectiflow import demo as demo_story
-from rectiflow.app import Engine
 from rectiflow.cli.common import (
     JsonOption,
     case_table,
-    cell,
-    console,
     escalation_table,
     parse_time,
     print_json,
     read_text,
+    say,
+    setup_logging,
     split_version,
     stamp,
     table,
     with_engine,
 )
 from rectiflow.engine.errors import UsageError
-from rectiflow.engine.spec import StateSpec, parse_workflow
 
-unit_app = typer.Typer(help="Units (单位): the province, its cities, departments.")
-actor_app = typer.Typer(help="Actors: people with roles, bound to units.")
-workflow_app = typer.Typer(help="Workflow definitions (YAML, versioned).")
-audit_app = typer.Typer(help="Check the tamper-evident history.")
-calendar_app = typer.Typer(help="The working calendar (holidays and 调休 make-up days).")
-db_app = typer.Typer(help="The database schema (migrations run by `rectiflow init`).")
+if TYPE_CHECKING:
+    from rectiflow.app import Engine
+    from rectiflow.engine.spec import StateSpec
+
+unit_app = typer.Typer(
+    help="Units (单位): the province, its cities, departments.", rich_markup_mode=None
+)
+actor_app = typer.Typer(help="Actors: people with roles, bound to units.", rich_markup_mode=None)
+workflow_app = typer.Typer(help="Workflow definitions (YAML, versioned).", rich_markup_mode=None)
+audit_app = typer.Typer(help="Check the tamper-evident history.", rich_markup_mode=None)
+calendar_app = typer.Typer(
+    help="The working calendar (holidays and 调休 make-up days).", rich_markup_mode=None
+)
+db_app = typer.Typer(
+    help="The database schema (migrations run by `rectiflow init`).", rich_markup_mode=None
+)
 
 FileArg = Annotated[Path, typer.Argument(metavar="FILE")]
 WorkflowRef = Annotated[str, typer.Argument(metavar="NAME[@VERSION]")]
@@ -100,15 +106,24 @@ def unit_add(
 
 @unit_app.command("list")
 @with_engine
-def unit_list(engine: Engine) -> None:
+def unit_list(engine: Engine, json: JsonOption = False) -> None:
     """All units, as a tree by path.
 
-    Example: rectiflow unit list
+    Example: rectiflow unit list --json
     """
+    units = engine.list_units()
+    if json:
+        print_json([
+            {"code": u.code, "name": u.name, "parent": u.parent, "path": u.path} for u in units
+        ])  # fmt: skip
+        return
+    if not units:
+        print("no units")
+        return
     result = table("code", "name", "parent", "path")
-    for unit in engine.list_units():
-        result.add_row(cell(unit.code), cell(unit.name), cell(unit.parent), cell(unit.path))
-    console.print(result)
+    for unit in units:
+        result.add_row(unit.code, unit.name, unit.parent, unit.path)
+    result.print()
 
 
 @actor_app.command("add")
@@ -136,17 +151,24 @@ def actor_add(
 
 @actor_app.command("list")
 @with_engine
-def actor_list(engine: Engine) -> None:
-    """All actors with their roles and units.
+def actor_list(engine: Engine, json: JsonOption = False) -> None:
+    """All actors with their roles and units (none: every unit).
 
-    Example: rectiflow actor list
+    Example: rectiflow actor list --json
     """
+    actors = engine.list_actors()
+    if json:
+        print_json([
+            {"name": a.name, "roles": list(a.roles), "units": list(a.units)} for a in actors
+        ])  # fmt: skip
+        return
+    if not actors:
+        print("no actors")
+        return
     result = table("name", "roles", "units")
-    for actor in engine.list_actors():
-        result.add_row(
-            cell(actor.name), cell(", ".join(actor.roles)), cell(", ".join(actor.units) or "all")
-        )
-    console.print(result)
+    for actor in actors:
+        result.add_row(actor.name, ", ".join(actor.roles), ", ".join(actor.units) or "all")
+    result.print()
 
 
 # --- workflows ------------------------------------------------------------------------------
@@ -154,19 +176,31 @@ def actor_list(engine: Engine) -> None:
 
 @workflow_app.command("list")
 @with_engine
-def workflow_list(engine: Engine) -> None:
+def workflow_list(engine: Engine, json: JsonOption = False) -> None:
     """The registered workflows and versions.
 
-    Example: rectiflow workflow list
+    Example: rectiflow workflow list --json
     """
+    records = engine.list_workflows()
+    if json:
+        print_json([
+            {"name": r.name, "version": r.version,
+             "title": engine.workflow(r.name, r.version).title, "sha256": r.digest,
+             "registered_at": stamp(r.registered_at, engine)}
+            for r in records
+        ])  # fmt: skip
+        return
+    if not records:
+        print("no workflows: run `rectiflow init`")
+        return
     result = table("name", "version", "title", "sha256", "registered")
-    for record in engine.list_workflows():
+    for record in records:
         spec = engine.workflow(record.name, record.version)
         result.add_row(
-            cell(record.name), cell(record.version), cell(" / ".join(spec.title.values())),
-            cell(record.digest[:12]), cell(stamp(record.registered_at, engine)),
+            record.name, record.version, " / ".join(spec.title.values()), record.digest[:12],
+            stamp(record.registered_at, engine),
         )  # fmt: skip
-    console.print(result)
+    result.print()
 
 
 @workflow_app.command("show")
@@ -177,30 +211,30 @@ def workflow_show(engine: Engine, ref: WorkflowRef) -> None:
     Example: rectiflow workflow show rectification@1
     """
     spec = engine.workflow(*split_version(ref))
-    console.print(f"{spec.name}@{spec.version}: {' / '.join(spec.title.values())}", style="bold")
+    say(f"{spec.name}@{spec.version}: {' / '.join(spec.title.values())}", style="bold")
     states = table("state", "zh", "en", "sla", "final", title="states")
     for state in spec.states.values():
         initial = " (initial)" if state.name == spec.initial else ""
         states.add_row(
-            cell(state.name + initial), cell(state.labels.get("zh")), cell(state.labels.get("en")),
-            cell(_sla(state)), cell("final" if state.final else ""),
+            state.name + initial, state.labels.get("zh"), state.labels.get("en"), _sla(state),
+            "final" if state.final else "",
         )  # fmt: skip
-    console.print(states)
+    states.print()
     moves = table("trigger", "from → to", "roles", "guards", "requires", title="transitions")
     for t in spec.transitions:
         moves.add_row(
-            cell(t.trigger), cell(f"{t.source} → {t.dest}"), cell(", ".join(t.roles)),
-            cell(", ".join(t.guards)), cell(", ".join(t.requires)),
+            t.trigger, f"{t.source} → {t.dest}", ", ".join(t.roles), ", ".join(t.guards),
+            ", ".join(t.requires),
         )  # fmt: skip
-    console.print(moves)
+    moves.print()
     ladder = table("level", "offset from the deadline", "notify", title="escalation ladder")
     for level in spec.ladder:
-        ladder.add_row(cell(level.level), cell(str(level.offset)), cell(", ".join(level.notify)))
-    console.print(ladder)
+        ladder.add_row(level.level, str(level.offset), ", ".join(level.notify))
+    ladder.print()
     grants = table("action", "roles", title="permissions")
     for action, roles in spec.permissions.items():
-        grants.add_row(cell(action), cell(", ".join(roles)))
-    console.print(grants)
+        grants.add_row(action, ", ".join(roles))
+    grants.print()
 
 
 def _sla(state: StateSpec) -> str | None:
@@ -218,6 +252,8 @@ def workflow_validate(file: FileArg) -> None:
 
     Example: rectiflow workflow validate review.yaml
     """
+    from rectiflow.engine.spec import parse_workflow
+
     spec = parse_workflow(read_text(file, "workflow file"), str(file))
     print(
         f"{file}: ok: {spec.name}@{spec.version}, {len(spec.states)} states, "
@@ -258,13 +294,19 @@ def workflow_diagram(
 def audit_verify(
     engine: Engine,
     case: Annotated[int | None, typer.Option(metavar="ID", help="Only this case.")] = None,
+    json: JsonOption = False,
 ) -> None:
     """Recompute every history chain; exit 7 naming the first broken link (case, seq).
 
-    Example: rectiflow audit verify
+    With --json, a broken chain still exits 7 with the error on stderr, and prints nothing.
+
+    Example: rectiflow audit verify --json
     """
     entries = engine.verify_history(case)
-    print(f"history intact: {entries} entries verified")
+    if json:
+        print_json({"intact": True, "case": case, "entries": entries})
+    else:
+        print(f"history intact: {entries} entries verified")
 
 
 @calendar_app.command("load")
@@ -286,31 +328,44 @@ def calendar_show(
     engine: Engine,
     year: Annotated[int, typer.Argument(metavar="YEAR")],
     all_days: Annotated[bool, typer.Option("--all", help="List every day of the year.")] = False,
+    json: JsonOption = False,
 ) -> None:
     """The working days of a year: the exceptions to Monday–Friday, and where they come from.
 
-    Example: rectiflow calendar show 2026
+    Example: rectiflow calendar show 2026 --json
     """
     if not 1900 <= year <= 9999:
         raise UsageError(f"year out of range: {year}")
     days = engine.calendar(year)
     origins = sorted({origin for _, _, origin in days})
     working = sum(1 for _, is_working, _ in days if is_working)
-    console.print(f"{year}: {working} working days ({', '.join(origins)})")
+    shown = [
+        (day, is_working, origin)
+        for day, is_working, origin in days
+        if all_days or is_working != (day.weekday() < 5)
+    ]
+    if json:
+        print_json({
+            "year": year, "working_days": working, "sources": origins,
+            "provisional": origins == ["weekday rule"],
+            "days": [
+                {"date": day.isoformat(), "weekday": f"{day:%a}",
+                 "day": "workday" if is_working else "holiday", "source": origin}
+                for day, is_working, origin in shown
+            ],
+        })  # fmt: skip
+        return
+    say(f"{year}: {working} working days ({', '.join(origins)})")
     if origins == ["weekday rule"]:
-        console.print(
+        say(
             f"no calendar data for {year}: Monday–Friday, deadlines provisional "
             "(load it with `rectiflow calendar load FILE`)"
         )
     result = table("date", "weekday", "day", "source")
-    for day, is_working, origin in days:
-        if all_days or is_working != (day.weekday() < 5):
-            result.add_row(
-                cell(day.isoformat()), cell(f"{day:%a}"),
-                cell("workday" if is_working else "holiday"), cell(origin),
-            )  # fmt: skip
-    if result.row_count:
-        console.print(result)
+    for day, is_working, origin in shown:
+        result.add_row(day.isoformat(), f"{day:%a}", "workday" if is_working else "holiday", origin)
+    if result:
+        result.print()
 
 
 @with_engine
@@ -364,8 +419,12 @@ def demo(
     db = db.resolve()
     if not db.parent.is_dir():
         raise UsageError(f"no folder {db.parent} for the demo ledger")
+    from rectiflow import demo as demo_story
+    from rectiflow.app import Engine
+
     start = demo_story.START
     settings = ctx.obj
+    setup_logging(settings.debug)
     with Engine(f"sqlite:///{db}") as engine:
         if settings.now is not None:
             start = parse_time(settings.now, engine, "--now")
@@ -379,17 +438,17 @@ def _print_demo(engine: Engine, db: Path, start: dt.datetime, end: dt.datetime) 
     states: dict[str, int] = {}
     for case in cases:
         states[case.state] = states.get(case.state, 0) + 1
-    console.print(f"demo ledger: {db}", style="bold")
-    console.print(
+    say(f"demo ledger: {db}", style="bold")
+    say(
         f"simulated clock: {stamp(start, engine)} → {stamp(end, engine)}; "
         + ", ".join(f"{n} {state}" for state, n in states.items())
     )
-    console.print(case_table(engine, cases, title="ledger (问题清单台账)"))
-    escalations: Table = escalation_table(
-        engine, [c.id for c in cases], title="escalations (提醒 → 预警 → 督办 → 通报 → 问责)"
-    )
-    console.print(escalations)
-    console.print(
+    case_table(engine, cases, title="ledger (问题清单台账)").print()
+    escalation_table(
+        engine, cases, engine.store.list_escalations(),
+        title="escalations (提醒 → 预警 → 督办 → 通报 → 问责)",
+    ).print()  # fmt: skip
+    say(
         f"explore it: rectiflow --db {db} --now {end.astimezone(engine.tz):%Y-%m-%dT%H:%M} "
         "case show 2"
     )

@@ -3,31 +3,62 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, cast
 
 import typer
-from rich.table import Table
 
 from rectiflow import views
-from rectiflow.app import Engine
 from rectiflow.cli.common import (
     JsonOption,
     case_table,
-    cell,
-    console,
+    is_terminal,
     light_text,
+    parse_day_or_time,
     parse_due,
+    print_facts,
     print_json,
+    say,
     split_version,
     stamp,
     state_label,
     table,
     with_engine,
 )
-from rectiflow.engine.spec import TransitionSpec
+from rectiflow.engine.errors import NotFound
+from rectiflow.engine.types import Light, Severity
 
-case_app = typer.Typer(help="Open, inspect and move cases (问题).", add_completion=False)
-measure_app = typer.Typer(help="Measures (整改措施) of a case.", add_completion=False)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from rectiflow.app import Engine
+    from rectiflow.engine.spec import TransitionSpec
+    from rectiflow.engine.types import Case, Escalation, Measure, Note, Unit
+
+PAGE = 50  # cases per page on a terminal
+LIGHTS = tuple(light.value for light in Light)
+SEVERITIES = tuple(severity.value for severity in Severity)
+
+
+class _Listing(Protocol):
+    """What ``case list`` asks of the store: filtered pages, and the rows of many cases in
+    one query per table (the SQL and in-memory stores both have these)."""
+
+    def get_unit(self, code: str) -> Unit | None: ...
+    def find_cases(
+        self, *, limit: int | None = None, offset: int = 0, **filters: Any
+    ) -> list[Case]: ...
+    def count_cases(self, **filters: Any) -> int: ...
+    def measures_of(self, case_ids: Sequence[int]) -> dict[int, list[Measure]]: ...
+    def escalations_of(self, case_ids: Sequence[int]) -> dict[int, list[Escalation]]: ...
+    def notes_of(self, case_ids: Sequence[int]) -> dict[int, list[Note]]: ...
+
+
+case_app = typer.Typer(
+    help="Open, inspect and move cases (问题).", add_completion=False, rich_markup_mode=None
+)
+measure_app = typer.Typer(
+    help="Measures (整改措施) of a case.", add_completion=False, rich_markup_mode=None
+)
 
 Actor = Annotated[str, typer.Option("--actor", "-a", help="Who does it (an actor name).")]
 CaseId = Annotated[int, typer.Argument(metavar="ID", help="The case id.")]
@@ -88,28 +119,27 @@ def case_show(engine: Engine, case_id: CaseId, json: JsonOption = False) -> None
         print_json(data)
         return
     units = {u.code: u.name for u in engine.list_units()}
-    facts = Table.grid(padding=(0, 2))
-    facts.add_column(style="bold")
-    facts.add_column()
     due = stamp(data["due_at"], engine) + (" (provisional)" if data["due_provisional"] else "")
-    for key, value in (
-        ("unit", f"{data['unit']} {units.get(data['unit'], '')}"),
-        ("workflow", f"{data['workflow']}@{data['workflow_version']}"),
-        ("state", f"{state_label(engine, data)}  (version {data['version']})"),
-        ("severity", data["severity"]),
-        ("category", data["category"]),
-        ("source", data["source"]),
-        ("opened", stamp(data["created_at"], engine)),
-        ("stage since", stamp(data["stage_entered_at"], engine)),
-        ("stage due", due),
-        ("case due", stamp(data["due"], engine) if data["due"] else None),
-        ("description", data["description"]),
-    ):
-        if value is not None:
-            facts.add_row(cell(key), cell(value))
-    facts.add_row(cell("light"), light_text(data["light"], data["paused"]))
-    console.print(f"case {data['id']}: {data['title']}", style="bold")
-    console.print(facts)
+    facts: list[tuple[str, object]] = [
+        (key, value)
+        for key, value in (
+            ("unit", f"{data['unit']} {units.get(data['unit'], '')}"),
+            ("workflow", f"{data['workflow']}@{data['workflow_version']}"),
+            ("state", f"{state_label(engine, data)}  (version {data['version']})"),
+            ("severity", data["severity"]),
+            ("category", data["category"]),
+            ("source", data["source"]),
+            ("opened", stamp(data["created_at"], engine)),
+            ("stage since", stamp(data["stage_entered_at"], engine)),
+            ("stage due", due),
+            ("case due", stamp(data["due"], engine) if data["due"] else None),
+            ("description", data["description"]),
+        )
+        if value is not None
+    ]
+    facts.append(("light", light_text(data["light"], data["paused"])))
+    say(f"case {data['id']}: {data['title']}", style="bold")
+    print_facts(facts)
     _print_rows(
         "measures", ("id", "text", "owner", "due", "done at", "evidence"),
         [(m["id"], m["text"], m["owner"], stamp(m["due"], engine) if m["due"] else None,
@@ -135,7 +165,7 @@ def case_show(engine: Engine, case_id: CaseId, json: JsonOption = False) -> None
     )  # fmt: skip
     nexts = engine.triggers(case_id)
     if nexts:
-        console.print("next: " + "; ".join(_describe(t) for t in nexts))
+        say("next: " + "; ".join(_describe(t) for t in nexts))
 
 
 def _print_rows(title: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
@@ -143,8 +173,8 @@ def _print_rows(title: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]
         return
     result = table(*columns, title=title)
     for row in rows:
-        result.add_row(*(cell(v) for v in row))
-    console.print(result)
+        result.add_row(*row)
+    result.print()
 
 
 def _describe(t: TransitionSpec) -> str:
@@ -165,26 +195,86 @@ def case_list(
         bool, typer.Option("--overdue", help="Only cases past their stage deadline.")
     ] = False,
     light: Annotated[str | None, typer.Option(help="green, yellow or red.")] = None,
+    severity: Annotated[str | None, typer.Option(help="high, medium or low.")] = None,
+    source: Annotated[str | None, typer.Option(help="Where it was found (exact).")] = None,
+    category: Annotated[str | None, typer.Option(help="The category (exact).")] = None,
+    text: Annotated[
+        str | None, typer.Option(help="In the title or the description (any case).")
+    ] = None,
+    opened_since: Annotated[
+        str | None,
+        typer.Option(metavar="DATE", help="Opened on or after (YYYY-MM-DD or ISO-8601 time)."),
+    ] = None,
+    opened_before: Annotated[
+        str | None, typer.Option(metavar="DATE", help="Opened before (YYYY-MM-DD or time).")
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help=f"At most this many cases (0: all). Default on a terminal {PAGE}, else all.",
+        ),
+    ] = None,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many cases first.")] = 0,
     json: JsonOption = False,
 ) -> None:
-    """The ledger: cases, optionally by unit, state, light or overdue.
+    """The ledger: cases by id, filtered by unit, state, light, severity, text, dates...
 
-    Example: rectiflow case list --unit HLJ --light red
+    Piped, the table comes out as tab-separated lines. On a terminal one page is shown,
+    with a line saying how many more there are.
+
+    Example: rectiflow case list --unit HLJ --light red --opened-since 2026-01-01
     """
-    if light is not None and light not in ("green", "yellow", "red"):
+    if light is not None and light not in LIGHTS:
         raise typer.BadParameter(f"{light!r}: use green, yellow or red", param_hint="--light")
-    cases = engine.list_cases(unit=unit, state=state, overdue=overdue, light=light)
+    if severity is not None and severity not in SEVERITIES:
+        raise typer.BadParameter(f"{severity!r}: use high, medium or low", param_hint="--severity")
+    store = cast("_Listing", engine.store)
+    paths = None
+    if unit is not None:
+        found = store.get_unit(unit)
+        if found is None:
+            raise NotFound("unit", unit)
+        paths = [found.path]
+    now = engine.now()
+    filters: dict[str, Any] = {
+        "unit_paths": paths, "state": state, "severity": severity, "source": source,
+        "category": category, "text": text,
+        "opened_since": opened_since and parse_day_or_time(opened_since, engine, "--opened-since"),
+        "opened_before": opened_before
+        and parse_day_or_time(opened_before, engine, "--opened-before"),
+        "overdue_at": now if overdue else None,
+    }  # fmt: skip
+    if limit is None and not json and is_terminal():
+        limit = PAGE
+    page = limit or None  # 0: all
+    if light is None:
+        cases = store.find_cases(limit=page, offset=offset, **filters)
+        total = len(cases) + offset if page is None else store.count_cases(**filters)
+    else:  # the light is worked out from the workflow's ladder, not kept in a column
+        wanted = Light(light)
+        cases = [c for c in store.find_cases(**filters) if engine.light(c, now) is wanted]
+        total = len(cases)
+        cases = cases[offset:] if page is None else cases[offset : offset + page]
     if json:
-        now = engine.clock()
+        ids = [c.id for c in cases]
+        measures, escalations = store.measures_of(ids), store.escalations_of(ids)
+        notes = store.notes_of(ids)
         print_json([
             views.case_dict(
-                c, engine, now=now, measures=engine.measures(c.id),
-                escalations=engine.escalations(c.id), notes=engine.notes(c.id),
+                c, engine, now=now, measures=measures.get(c.id, ()),
+                escalations=escalations.get(c.id, ()), notes=notes.get(c.id, ()),
             )
             for c in cases
         ])  # fmt: skip
-    else:
-        console.print(case_table(engine, cases))
+        return
+    if not cases:
+        print("no cases" if total == 0 else f"no cases after the first {total}")
+        return
+    case_table(engine, cases).print()
+    more = total - offset - len(cases)
+    if more > 0:
+        print(f"… {more} more: --offset {offset + len(cases)} for the next page, --limit 0 for all")
 
 
 @case_app.command("fire")
@@ -235,13 +325,16 @@ def case_triggers(
             for t in found
         ])  # fmt: skip
         return
+    if not found:
+        print(f"case {case_id}: nothing can fire now" + (f" for {actor}" if actor else ""))
+        return
     result = table("trigger", "from → to", "roles", "guards", "requires")
     for t in found:
         result.add_row(
-            cell(t.trigger), cell(f"{t.source} → {t.dest}"), cell(", ".join(t.roles)),
-            cell(", ".join(t.guards)), cell(", ".join(t.requires)),
+            t.trigger, f"{t.source} → {t.dest}", ", ".join(t.roles), ", ".join(t.guards),
+            ", ".join(t.requires),
         )  # fmt: skip
-    console.print(result)
+    result.print()
 
 
 @case_app.command("pause")

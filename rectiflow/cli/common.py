@@ -1,4 +1,8 @@
-"""What every command shares: the global settings, the opened Engine, and printing."""
+"""What every command shares: the global settings, the opened Engine, and printing.
+
+Importing this module must stay cheap: ``rectiflow --help`` loads it, so the Engine (and
+with it SQLAlchemy), loguru and rich are imported only by the commands that use them.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +13,19 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from rectiflow.app import Engine
 from rectiflow.engine.errors import UsageError
-from rectiflow.engine.types import Case, Light
 
-# Markup stays off: titles such as "[紧急] ..." are data, not rich styles.
-console = Console(markup=False, highlight=False, width=None if sys.stdout.isatty() else 160)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from rectiflow.app import Engine
+    from rectiflow.engine.types import Case, Escalation, Light
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
@@ -35,7 +37,7 @@ class Settings:
     db: str = ""
     now: str | None = None
     debug: bool = False
-    _engine: Engine | None = None
+    _engine: Engine | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -48,6 +50,9 @@ class Settings:
                 raise UsageError(
                     f"no database at {path}: run `rectiflow init` first (or pass --db)"
                 )
+            setup_logging(self.debug)
+            from rectiflow.app import Engine
+
             engine = Engine(self.url, tz=os.environ.get("RECTIFLOW_TZ"))
             if self.now is not None:
                 fixed = parse_time(self.now, engine, "--now")
@@ -55,6 +60,16 @@ class Settings:
             self._engine = engine
             ctx.find_root().call_on_close(engine.close)
         return self._engine
+
+
+def setup_logging(debug: bool) -> None:
+    """The CLI's log sink: one line per message on stderr (the library logs nothing until
+    an application enables it)."""
+    from loguru import logger
+
+    logger.remove()
+    logger.add(sys.stderr, level="INFO" if debug else "WARNING", format="{level}: {message}")
+    logger.enable("rectiflow")
 
 
 def db_url(value: str) -> str:
@@ -77,7 +92,8 @@ def with_engine(
     """Hand the opened Engine to a command as its first argument.
 
     typer reads the signature to build the options, so the wrapper shows the command's
-    own parameters behind a ``ctx`` (which typer fills) instead of ``engine``.
+    own parameters behind a ``ctx`` (which typer fills) instead of ``engine``. The Engine
+    annotation is not resolved: the command modules import it only for type checking.
     """
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -85,11 +101,13 @@ def with_engine(
         def wrapper(ctx: typer.Context, *args: Any, **kwargs: Any) -> Any:
             return func(ctx.obj.engine(ctx, create=create), *args, **kwargs)
 
-        params = list(inspect.signature(func, eval_str=True).parameters.values())[1:]
+        signature = inspect.signature(func, eval_str=True, locals={"Engine": object})
+        params = list(signature.parameters.values())[1:]
         ctx_param = inspect.Parameter(
             "ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context
         )
         wrapper.__signature__ = inspect.Signature([ctx_param, *params])  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in (ctx_param, *params)}
         return wrapper
 
     return decorate(command) if command is not None else decorate
@@ -107,6 +125,17 @@ def parse_time(value: str, engine: Engine, what: str) -> dt.datetime:
     if at.tzinfo is None:
         at = at.replace(tzinfo=engine.tz)
     return at.astimezone(dt.UTC)
+
+
+def parse_day_or_time(value: str, engine: Engine, what: str) -> dt.datetime:
+    """A date (its local midnight) or an ISO-8601 time; returned in UTC."""
+    if "T" in value or " " in value:
+        return parse_time(value, engine, what)
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{what}: not a date (YYYY-MM-DD) or a time: {value!r}") from None
+    return dt.datetime.combine(day, dt.time(), engine.tz).astimezone(dt.UTC)
 
 
 def parse_due(value: str | None, engine: Engine) -> dt.date | dt.datetime | None:
@@ -140,6 +169,30 @@ def read_text(path: Path, what: str) -> str:
 
 
 # --- printing -------------------------------------------------------------------------------
+#
+# On a terminal, tables are drawn by rich. Piped or redirected, they come out as plain
+# tab-separated lines (a header, then one line per row) for cut, awk and spreadsheets;
+# rich is then never imported, and printing ten thousand rows costs what print() costs.
+
+
+def is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+@functools.cache
+def _console() -> Console:
+    from rich.console import Console
+
+    # Markup stays off: titles such as "[紧急] ..." are data, not rich styles.
+    return Console(markup=False, highlight=False)
+
+
+def say(text: str, style: str | None = None) -> None:
+    """One line of output (styled on a terminal)."""
+    if is_terminal():
+        _console().print(text, style=style)
+    else:
+        print(text)
 
 
 def print_json(data: Any) -> None:
@@ -155,27 +208,95 @@ def stamp(at: dt.datetime | str | None, engine: Engine) -> str:
     return at.astimezone(engine.tz).isoformat(timespec="seconds")
 
 
+@dataclass(frozen=True, slots=True)
+class Styled:
+    """A cell with a style for the terminal; piped, only its text is printed."""
+
+    text: str
+    style: str = ""
+
+    def __str__(self) -> str:
+        return self.text
+
+
 _LIGHT_STYLE = {"green": "bold green", "yellow": "bold yellow", "red": "bold red"}
 
 
-def light_text(light: Light | str | None, paused: bool = False) -> Text:
+def light_text(light: Light | str | None, paused: bool = False) -> Styled:
     if paused:
-        return Text("paused", style="cyan")
+        return Styled("paused", "cyan")
     if light is None:
-        return Text("—")
+        return Styled("—")
     value = str(light)
-    return Text(f"● {value}", style=_LIGHT_STYLE.get(value, ""))
+    return Styled(f"● {value}", _LIGHT_STYLE.get(value, ""))
 
 
-def cell(value: object) -> Text:
-    return Text("—" if value is None or value == "" else str(value))
+def _text(value: object) -> str:
+    if value is None or value == "":
+        return "—"
+    text = str(value)
+    return text if "\t" not in text and "\n" not in text else " ".join(text.split())
 
 
-def table(*columns: str, title: str | None = None) -> Table:
-    result = Table(title=title, title_justify="left", header_style="bold")
-    for column in columns:
-        result.add_column(column)
-    return result
+class Sheet:
+    """A table to print: rich on a terminal, tab-separated lines otherwise."""
+
+    def __init__(self, *columns: str, title: str | None = None) -> None:
+        self.columns = columns
+        self.title = title
+        self.rows: list[tuple[object, ...]] = []
+
+    def add_row(self, *cells: object) -> None:
+        self.rows.append(cells)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def print(self) -> None:
+        if is_terminal():
+            self._print_rich()
+            return
+        lines = [self.title] if self.title else []
+        lines.append("\t".join(self.columns))
+        lines.extend("\t".join(_text(value) for value in row) for row in self.rows)
+        sys.stdout.write("\n".join(lines) + "\n")
+
+    def _print_rich(self) -> None:
+        from rich.table import Table
+        from rich.text import Text
+
+        result = Table(title=self.title, title_justify="left", header_style="bold")
+        for column in self.columns:
+            result.add_column(column)
+        for row in self.rows:
+            result.add_row(
+                *(Text(v.text, style=v.style) if isinstance(v, Styled) else Text(_text(v))
+                  for v in row)
+            )  # fmt: skip
+        _console().print(result)
+
+
+def table(*columns: str, title: str | None = None) -> Sheet:
+    return Sheet(*columns, title=title)
+
+
+def print_facts(rows: Sequence[tuple[str, object]]) -> None:
+    """``key  value`` lines, the keys in a column."""
+    if is_terminal():
+        from rich.table import Table
+        from rich.text import Text
+
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold")
+        grid.add_column()
+        for key, value in rows:
+            shown = Text(value.text, value.style) if isinstance(value, Styled) else _text(value)
+            grid.add_row(key, shown)
+        _console().print(grid)
+        return
+    width = max((len(key) for key, _ in rows), default=0)
+    for key, value in rows:
+        print(f"{key.ljust(width)}  {_text(value)}")
 
 
 def state_label(engine: Engine, case: Case | dict[str, Any]) -> str:
@@ -188,29 +309,38 @@ def state_label(engine: Engine, case: Case | dict[str, Any]) -> str:
     return f"{state} {label}" if label else state
 
 
-def case_table(engine: Engine, cases: Sequence[Case], *, title: str | None = None) -> Table:
+def case_table(engine: Engine, cases: Sequence[Case], *, title: str | None = None) -> Sheet:
     """The ledger: one row per case."""
     units = {u.code: u.name for u in engine.list_units()}
-    now = engine.clock()
+    now = engine.now()
+    labels: dict[tuple[str, int, str], str] = {}
     result = table("case", "unit", "title", "severity", "state", "due", "light", title=title)
     for case in cases:
+        key = (case.workflow, case.workflow_version, case.state)
+        label = labels.get(key)
+        if label is None:
+            label = labels[key] = state_label(engine, case)
         result.add_row(
-            cell(case.id), cell(units.get(case.unit, case.unit)), cell(case.title),
-            cell(case.severity), cell(state_label(engine, case)),
-            cell(stamp(case.due_at, engine) + (" ?" if case.due_provisional else "")),
+            case.id, units.get(case.unit, case.unit), case.title, case.severity, label,
+            stamp(case.due_at, engine) + (" ?" if case.due_provisional else ""),
             light_text(engine.light(case, now), case.paused_at is not None),
         )  # fmt: skip
     return result
 
 
-def escalation_table(engine: Engine, case_ids: Iterable[int], *, title: str | None = None) -> Table:
+def escalation_table(
+    engine: Engine, cases: Sequence[Case], escalations: Iterable[Escalation], *,
+    title: str | None = None,
+) -> Sheet:  # fmt: skip
+    """The escalations recorded for these cases, case by case."""
     units = {u.code: u.name for u in engine.list_units()}
+    unit_of = {case.id: case.unit for case in cases}
     result = table("case", "unit", "level", "stage", "due at", "fired at", title=title)
-    for case_id in case_ids:
-        case = engine.get_case(case_id)
-        for esc in engine.escalations(case_id):
+    for esc in sorted(escalations, key=lambda e: e.case_id):  # stable: recorded order kept
+        if esc.case_id in unit_of:
+            unit = unit_of[esc.case_id]
             result.add_row(
-                cell(case_id), cell(units.get(case.unit, case.unit)), cell(esc.level),
-                cell(esc.state), cell(stamp(esc.due_at, engine)), cell(stamp(esc.fired_at, engine)),
+                esc.case_id, units.get(unit, unit), esc.level, esc.state,
+                stamp(esc.due_at, engine), stamp(esc.fired_at, engine),
             )  # fmt: skip
     return result

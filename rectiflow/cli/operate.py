@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from loguru import logger
 
-from rectiflow.app import Engine
-from rectiflow.cli.common import JsonOption, cell, console, print_json, stamp, table, with_engine
+from rectiflow.cli.common import JsonOption, print_json, say, stamp, table, with_engine
 from rectiflow.engine.errors import Unhealthy, UsageError
-from rectiflow.engine.types import DaemonBeat, Health
+
+if TYPE_CHECKING:
+    from rectiflow.app import Engine
+    from rectiflow.engine.types import DaemonBeat, Health
 
 RUN = "Run and check"
 
@@ -68,6 +69,8 @@ def daemon(
             "(`rectiflow --now ... escalate` sweeps at a chosen time)"
         )
     engine: Engine = settings.engine(ctx)
+    from loguru import logger
+
     from rectiflow.cli.daemon import run_daemon  # APScheduler only loads for the daemon
 
     logger.remove()  # the daemon sets up its own sinks
@@ -159,20 +162,20 @@ def _print_health(report: Health, engine: Engine, problems: list[str]) -> None:
         daemons = table("daemon", "host", "pid", "started", "last sweep", "levels", "last error")
         for d in report.daemons:
             daemons.add_row(
-                cell(d.id), cell(d.host), cell(d.pid), cell(stamp(d.started_at, engine)),
-                cell("stopped " + stamp(d.stopped_at, engine) if d.stopped_at
-                     else stamp(d.sweep_ended_at, engine)),
-                cell(d.levels_recorded), cell(d.last_error),
+                d.id, d.host, d.pid, stamp(d.started_at, engine),
+                "stopped " + stamp(d.stopped_at, engine) if d.stopped_at
+                else stamp(d.sweep_ended_at, engine),
+                d.levels_recorded, d.last_error,
             )  # fmt: skip
-        console.print(daemons)
+        daemons.print()
     else:
-        console.print("no daemon seen in the last 7 days")
-    console.print(f"as of {stamp(report.as_of, engine)}")
-    console.print(f"lag of the oldest due level: {report.lag.total_seconds():.0f}s")
+        say("no daemon seen in the last 7 days")
+    say(f"as of {stamp(report.as_of, engine)}")
+    say(f"lag of the oldest due level: {report.lag.total_seconds():.0f}s")
     if report.swept_ago is not None:
-        console.print(f"last sweep: {report.swept_ago.total_seconds():.0f}s ago")
-    console.print(
+        say(f"last sweep: {report.swept_ago.total_seconds():.0f}s ago")
+    say(
         f"undelivered notifications: {report.undelivered}"
         + (f", oldest {stamp(report.oldest_undelivered_at, engine)}" if report.undelivered else "")
     )
-    console.print("healthy" if not problems else "UNHEALTHY")
+    say("healthy" if not problems else "UNHEALTHY")

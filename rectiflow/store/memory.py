@@ -244,6 +244,55 @@ class MemoryStore:
             and (not provisional_only or c.due_provisional)
         ]  # fmt: skip
 
+    def find_cases(
+        self, *, limit: int | None = None, offset: int = 0, unit_paths: Sequence[str] | None = None,
+        state: str | None = None, severity: str | None = None, source: str | None = None,
+        category: str | None = None, text: str | None = None,
+        opened_since: dt.datetime | None = None, opened_before: dt.datetime | None = None,
+        overdue_at: dt.datetime | None = None,
+    ) -> list[Case]:  # fmt: skip
+        """Cases by id, filtered as the SQL store filters them, one page of them."""
+        needle = text.casefold() if text is not None else None
+        with self._lock:
+            cases = [self._cases[i] for i in sorted(self._cases)]
+        found = [
+            c for c in cases
+            if (unit_paths is None or any(c.unit_path.startswith(p) for p in unit_paths))
+            and all(value is None or value == have for value, have in (
+                (state, c.state), (severity, c.severity), (source, c.source),
+                (category, c.category)))
+            and (needle is None or needle in c.title.casefold()
+                 or needle in (c.description or "").casefold())
+            and (opened_since is None or c.created_at >= opened_since)
+            and (opened_before is None or c.created_at < opened_before)
+            and (overdue_at is None or (c.due_at is not None and c.paused_at is None
+                                        and c.due_at < overdue_at))
+        ]  # fmt: skip
+        return found[offset:] if limit is None else found[offset : offset + limit]
+
+    def count_cases(self, **filters: Any) -> int:
+        return len(self.find_cases(**filters))
+
+    def measures_of(self, case_ids: Sequence[int]) -> dict[int, list[Measure]]:
+        wanted = set(case_ids)
+        found: dict[int, list[Measure]] = {}
+        with self._lock:
+            for m in sorted(self._measures.values(), key=lambda m: m.id):
+                if m.case_id in wanted:
+                    found.setdefault(m.case_id, []).append(m)
+        return found
+
+    def escalations_of(self, case_ids: Sequence[int]) -> dict[int, list[Escalation]]:
+        wanted = set(case_ids)
+        found: dict[int, list[Escalation]] = {}
+        for e in self.list_escalations():
+            if e.case_id in wanted:
+                found.setdefault(e.case_id, []).append(e)
+        return found
+
+    def notes_of(self, case_ids: Sequence[int]) -> dict[int, list[Note]]:
+        return {i: notes for i in case_ids if (notes := self.list_notes(i))}
+
     def iter_case_ids(self) -> Iterator[int]:
         with self._lock:
             ids = sorted(self._cases)

@@ -64,6 +64,7 @@ _MEASURES_OF_CASE = (
     sa.select(measure_t).where(measure_t.c.case_id == bindparam("case_id")).order_by(measure_t.c.id)
 )
 _INSERT_HISTORY = history_t.insert()
+_IDS_PER_QUERY = 900  # under SQLite's limit of bound parameters (999 before 3.32)
 
 
 def _case(row: Row[Any]) -> Case:
@@ -529,6 +530,92 @@ class SqlStore(DaemonRecords):
             stmt = stmt.where(case_t.c.due_provisional.is_(True))
         with self._read() as conn:
             return [_case(r) for r in conn.execute(stmt)]
+
+    def _case_filters(
+        self, *, unit_paths: Sequence[str] | None = None, state: str | None = None,
+        severity: str | None = None, source: str | None = None, category: str | None = None,
+        text: str | None = None, opened_since: dt.datetime | None = None,
+        opened_before: dt.datetime | None = None, overdue_at: dt.datetime | None = None,
+    ) -> list[Any]:  # fmt: skip
+        c = case_t.c
+        where: list[Any] = []
+        if unit_paths is not None:
+            where.append(
+                sa.or_(*(unit_t.c.path.startswith(p, autoescape=True) for p in unit_paths))
+            )
+        for column, value in ((c.state, state), (c.severity, severity), (c.source, source),
+                              (c.category, category)):  # fmt: skip
+            if value is not None:
+                where.append(column == value)
+        if text is not None:
+            where.append(
+                sa.or_(c.title.icontains(text, autoescape=True),
+                       c.description.icontains(text, autoescape=True))
+            )  # fmt: skip
+        if opened_since is not None:
+            where.append(c.created_at >= opened_since)
+        if opened_before is not None:
+            where.append(c.created_at < opened_before)
+        if overdue_at is not None:
+            where += [c.due_at.is_not(None), c.paused_at.is_(None), c.due_at < overdue_at]
+        return where
+
+    def find_cases(
+        self, *, limit: int | None = None, offset: int = 0, **filters: Any
+    ) -> list[Case]:
+        """Cases by id, filtered in SQL (see ``_case_filters``), one page of them."""
+        stmt = _SELECT_CASE.where(*self._case_filters(**filters)).order_by(case_t.c.id)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        if offset:
+            stmt = stmt.offset(offset)
+        with self._read() as conn:
+            return [Case(**r._mapping) for r in conn.execute(stmt)]
+
+    def count_cases(self, **filters: Any) -> int:
+        """How many cases ``find_cases`` would list without a limit."""
+        stmt = (
+            sa.select(sa.func.count())
+            .select_from(case_t.join(unit_t, unit_t.c.code == case_t.c.unit))
+            .where(*self._case_filters(**filters))
+        )
+        with self._read() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def _of_cases(self, stmt: Any, column: Any, case_ids: Sequence[int]) -> list[Any]:
+        """Rows of ``stmt`` for these cases, one query per 900 ids: a case's rows all come
+        from one query, in the order ``stmt`` gives."""
+        rows: list[Any] = []
+        with self._read() as conn:
+            for start in range(0, len(case_ids), _IDS_PER_QUERY):
+                chunk = case_ids[start : start + _IDS_PER_QUERY]
+                rows += conn.execute(stmt.where(column.in_(chunk)))
+        return rows
+
+    def measures_of(self, case_ids: Sequence[int]) -> dict[int, list[Measure]]:
+        """The measures of each case, by id (cases without any are left out)."""
+        found: dict[int, list[Measure]] = {}
+        stmt = sa.select(measure_t).order_by(measure_t.c.id)
+        for row in self._of_cases(stmt, measure_t.c.case_id, case_ids):
+            found.setdefault(row.case_id, []).append(_measure(row))
+        return found
+
+    def escalations_of(self, case_ids: Sequence[int]) -> dict[int, list[Escalation]]:
+        """The escalations of each case in the order recorded, by id."""
+        c = escalation_t.c
+        stmt = sa.select(c.case_id, c.visit, c.state, c.level, c.due_at, c.fired_at).order_by(c.id)
+        found: dict[int, list[Escalation]] = {}
+        for row in self._of_cases(stmt, c.case_id, case_ids):
+            found.setdefault(row.case_id, []).append(Escalation(**row._mapping))
+        return found
+
+    def notes_of(self, case_ids: Sequence[int]) -> dict[int, list[Note]]:
+        """The progress notes of each case by time, by id."""
+        stmt = sa.select(note_t).order_by(note_t.c.at, note_t.c.id)
+        found: dict[int, list[Note]] = {}
+        for row in self._of_cases(stmt, note_t.c.case_id, case_ids):
+            found.setdefault(row.case_id, []).append(Note(**row._mapping))
+        return found
 
     def iter_case_ids(self) -> Iterator[int]:
         last = 0
