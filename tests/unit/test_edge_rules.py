@@ -1,5 +1,5 @@
 """Rules at the edges: partial calendar tables, a fixed due date that has passed, the head
-of the history chain, the ladder's order, a measure completed twice, naive clocks."""
+of the history chain, the ladder's order, a measure completed twice, naive clocks, the time zone."""
 
 from __future__ import annotations
 
@@ -105,3 +105,11 @@ def test_clock__a_naive_clock_is_local_time() -> None:
     naive = dt.datetime(2026, 3, 2, 9, 0)
     with Engine("memory://", clock=lambda: naive) as engine:
         assert engine.now() == dt.datetime(2026, 3, 2, 1, 0, tzinfo=dt.UTC)
+
+
+def test_time_zone__the_library_reads_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECTIFLOW_TZ", "Europe/Paris")  # for the CLI, which passes it as tz
+    with Engine("memory://") as engine:
+        assert engine.tz == SH
+    with Engine("memory://", tz="Europe/Paris") as engine:
+        assert engine.tz == ZoneInfo("Europe/Paris")
