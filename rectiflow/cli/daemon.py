@@ -130,7 +130,12 @@ def run_daemon(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    threading.Thread(target=stop_when_signalled, name="stopper", daemon=True).start()
+    stopper = threading.Thread(target=stop_when_signalled, name="stopper", daemon=True)
+    stopper.start()
     scheduler.run_blocking()
+    # The loop ends as soon as the stopper has shut the scheduler down; the stopper then
+    # still marks the heartbeat stopped, which the process must not exit before.
+    if scheduler.stopping.is_set():
+        stopper.join(timeout=10)
     logger.bind(action="daemon").info("daemon stopped")
     return 0
