@@ -7,6 +7,7 @@ March 2025 has no public holiday, so working days are Monday to Friday there.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import itertools
@@ -492,3 +493,32 @@ def test_verify_history__names_the_first_broken_link(
         with pytest.raises(IntegrityError, match=reason) as raised:
             engine.verify_history()
         assert (raised.value.case_id, raised.value.seq) == (case_id, seq)
+
+
+# --- daemon heartbeats ---------------------------------------------------------------------
+
+
+def _at(hour: int, minute: int = 0) -> dt.datetime:
+    """3 March 2025 at ``hour``:``minute`` in Shanghai, in UTC (as the store takes times)."""
+    return local(2025, 3, 3, hour, minute).astimezone(dt.UTC)
+
+
+def test_daemon_beats__register_save_list_forget(engine: Engine) -> None:
+    """Straight on the store, whose contract is UTC in, UTC out."""
+    store = engine.store
+    old = store.register_daemon("host-a", 101, _at(9))
+    new = store.register_daemon("host-b", 202, _at(10))
+    assert old.id != new.id
+    assert (new.host, new.pid, new.started_at, new.beat_at) == (
+        "host-b", 202, _at(10), _at(10),
+    )  # fmt: skip
+    swept = dataclasses.replace(
+        new, beat_at=_at(11), sweep_started_at=_at(10, 59),
+        sweep_ended_at=_at(11), levels_recorded=3, last_error="db gone",
+        last_error_at=_at(10, 30), stopped_at=_at(11),
+    )  # fmt: skip
+    store.save_beat(swept)
+    assert store.list_daemons(_at(9)) == [old, swept]  # oldest start first
+    assert store.list_daemons(_at(10)) == [swept]
+    assert store.forget_daemons(_at(10)) == 1
+    assert store.list_daemons(_at(0)) == [swept]
