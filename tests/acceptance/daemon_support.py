@@ -8,10 +8,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,17 +54,26 @@ def rectiflow(*args: str, db: str, check: bool = True) -> subprocess.CompletedPr
 class Daemon:
     """A `rectiflow daemon` subprocess with its log in a file."""
 
-    def __init__(self, db: str, log: Path, name: str | None = None) -> None:
+    def __init__(
+        self,
+        db: str,
+        log: Path,
+        *args: str,
+        name: str | None = None,
+        program: Sequence[str] = ("-m", "rectiflow"),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """``args`` go to ``daemon``; ``program`` may name a script that wraps the CLI."""
         self.log = log
         self.name = name or log.stem
         # PostgreSQL shows the name as the sessions' application_name (pg_stat_activity).
-        env = {**os.environ, "PGAPPNAME": self.name}
+        environment = {**os.environ, "PGAPPNAME": self.name, **(env or {})}
         with log.open("ab") as sink:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "rectiflow", "--db", db, "daemon", "--log-json"],
+                [sys.executable, *program, "--db", db, "daemon", "--log-json", *args],
                 stdout=subprocess.DEVNULL,
                 stderr=sink,
-                env=env,
+                env=environment,
             )
 
     def wait_ready(self) -> None:
@@ -74,6 +84,10 @@ class Daemon:
         """The daemon's log so far: loguru's serialized records (message, level, extra)."""
         lines = self.log.read_text("utf-8", errors="replace").splitlines()
         return [json.loads(line)["record"] for line in lines if line.startswith("{")]
+
+    def logged(self, text: str) -> bool:
+        """Whether some log message contains ``text``."""
+        return any(text in r["message"] for r in self.records())
 
     def escalations_logged(self) -> list[tuple[int, str]]:
         """(case id, level) of every escalation this daemon says it recorded."""
@@ -91,6 +105,7 @@ class Daemon:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a test may have left it stopped
             self.proc.kill()
             self.proc.wait(timeout=10)
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -14,59 +11,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from daemon_support import LEVELS
+from daemon_support import LEVELS, Daemon
 
 from rectiflow import Engine
 
 HERE = Path(__file__).resolve().parent
 
 
-class ChaosDaemon:
-    """A daemon subprocess with its JSON log in a file. ``wrapper`` names a script in this
-    folder that patches the daemon before running the CLI (a slow pass, say)."""
+class ChaosDaemon(Daemon):
+    """A daemon whose ``wrapper`` (a script in this folder) may patch it before running the
+    CLI: a pass held past the next tick, say."""
 
     def __init__(
-        self,
-        db: str,
-        log: Path,
-        *args: str,
-        wrapper: str | None = None,
-        env: dict[str, str] | None = None,
-        name: str | None = None,
+        self, db: str, log: Path, *args: str, wrapper: str | None = None, **kwargs: Any
     ) -> None:
-        self.log = log
-        self.name = name or log.stem
         program = [str(HERE / wrapper)] if wrapper else ["-m", "rectiflow"]
-        environment = {**os.environ, "PGAPPNAME": self.name, **(env or {})}
-        with log.open("ab") as sink:
-            self.proc = subprocess.Popen(
-                [sys.executable, *program, "--db", db, "daemon", "--log-json", *args],
-                stdout=subprocess.DEVNULL, stderr=sink, env=environment,
-            )  # fmt: skip
+        super().__init__(db, log, *args, program=program, **kwargs)
 
     def lines(self) -> list[str]:
         return self.log.read_text("utf-8", errors="replace").splitlines()
-
-    def records(self) -> list[dict[str, Any]]:
-        return [json.loads(line)["record"] for line in self.lines() if line.startswith("{")]
-
-    def logged(self, text: str) -> bool:
-        return any(text in r["message"] for r in self.records())
-
-    def wait_ready(self) -> None:
-        wait_until(lambda: self.logged("daemon started"), 30, "the daemon to start")
-
-    def signal(self, signum: int) -> None:
-        self.proc.send_signal(signum)
-
-    def wait(self, timeout: float) -> int:
-        return self.proc.wait(timeout=timeout)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)  # a stopped process cannot die of SIGKILL late
-            self.proc.kill()
-            self.proc.wait(timeout=10)
 
 
 @contextmanager
