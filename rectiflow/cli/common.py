@@ -196,7 +196,13 @@ def say(text: str, style: str | None = None) -> None:
 
 
 def print_json(data: Any) -> None:
-    print(json.dumps(data, ensure_ascii=False, indent=2))
+    """Indented on a terminal. Piped, a list comes out one element per line: as easy for
+    grep and jq, and json's C encoder does it (it is not used for indented output)."""
+    if isinstance(data, list) and not is_terminal():
+        items = ",\n".join(json.dumps(item, ensure_ascii=False) for item in data)
+        sys.stdout.write(f"[\n{items}\n]\n" if items else "[]\n")
+    else:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
 
 
 def stamp(at: dt.datetime | str | None, engine: Engine) -> str:

@@ -569,8 +569,9 @@ class SqlStore(DaemonRecords):
             stmt = stmt.limit(limit)
         if offset:
             stmt = stmt.offset(offset)
-        with self._read() as conn:
-            return [Case(**r._mapping) for r in conn.execute(stmt)]
+        with self._cursor(write=False) as cursor:  # a long list: rows straight off DB-API
+            found = _Prepared(stmt, self.engine.dialect, None).dicts(cursor, {})
+        return [Case(**row) for row in found]
 
     def count_cases(self, **filters: Any) -> int:
         """How many cases ``find_cases`` would list without a limit."""
@@ -582,39 +583,46 @@ class SqlStore(DaemonRecords):
         with self._read() as conn:
             return int(conn.execute(stmt).scalar_one())
 
-    def _of_cases(self, stmt: Any, column: Any, case_ids: Sequence[int]) -> list[Any]:
-        """Rows of ``stmt`` for these cases, one query per 900 ids: a case's rows all come
-        from one query, in the order ``stmt`` gives."""
-        rows: list[Any] = []
-        with self._read() as conn:
-            for start in range(0, len(case_ids), _IDS_PER_QUERY):
-                chunk = case_ids[start : start + _IDS_PER_QUERY]
-                rows += conn.execute(stmt.where(column.in_(chunk)))
-        return rows
+    def _of_cases(self, table: sa.Table, columns: Sequence[Any], case_ids: Sequence[int]) -> Any:
+        """Rows of ``table`` for these cases in the order of its id, as dicts: one statement
+        per 900 ids (compiled once, the last id repeated to fill a short chunk); a case's
+        rows all come from one statement."""
+        key = ("of_cases", table.name)
+        ids = sorted(set(case_ids))
+        with self._cursor(write=False) as cursor:
+            prepared = self._statements.get(key)
+            if prepared is None:
+                slots = [bindparam(f"id{i}", type_=sa.Integer) for i in range(_IDS_PER_QUERY)]
+                stmt = sa.select(*columns).where(table.c.case_id.in_(slots)).order_by(table.c.id)
+                prepared = self._stmt(key, stmt)
+            for start in range(0, len(ids), _IDS_PER_QUERY):
+                chunk = ids[start : start + _IDS_PER_QUERY]
+                chunk += [chunk[-1]] * (_IDS_PER_QUERY - len(chunk))
+                yield from prepared.dicts(cursor, {f"id{i}": v for i, v in enumerate(chunk)})
 
     def measures_of(self, case_ids: Sequence[int]) -> dict[int, list[Measure]]:
         """The measures of each case, by id (cases without any are left out)."""
         found: dict[int, list[Measure]] = {}
-        stmt = sa.select(measure_t).order_by(measure_t.c.id)
-        for row in self._of_cases(stmt, measure_t.c.case_id, case_ids):
-            found.setdefault(row.case_id, []).append(_measure(row))
+        for row in self._of_cases(measure_t, list(measure_t.c), case_ids):
+            found.setdefault(row["case_id"], []).append(Measure(**row))
         return found
 
     def escalations_of(self, case_ids: Sequence[int]) -> dict[int, list[Escalation]]:
         """The escalations of each case in the order recorded, by id."""
         c = escalation_t.c
-        stmt = sa.select(c.case_id, c.visit, c.state, c.level, c.due_at, c.fired_at).order_by(c.id)
+        columns = [c.case_id, c.visit, c.state, c.level, c.due_at, c.fired_at]
         found: dict[int, list[Escalation]] = {}
-        for row in self._of_cases(stmt, c.case_id, case_ids):
-            found.setdefault(row.case_id, []).append(Escalation(**row._mapping))
+        for row in self._of_cases(escalation_t, columns, case_ids):
+            found.setdefault(row["case_id"], []).append(Escalation(**row))
         return found
 
     def notes_of(self, case_ids: Sequence[int]) -> dict[int, list[Note]]:
         """The progress notes of each case by time, by id."""
-        stmt = sa.select(note_t).order_by(note_t.c.at, note_t.c.id)
         found: dict[int, list[Note]] = {}
-        for row in self._of_cases(stmt, note_t.c.case_id, case_ids):
-            found.setdefault(row.case_id, []).append(Note(**row._mapping))
+        for row in self._of_cases(note_t, list(note_t.c), case_ids):
+            found.setdefault(row["case_id"], []).append(Note(**row))
+        for notes in found.values():
+            notes.sort(key=lambda n: (n.at, n.id))
         return found
 
     def iter_case_ids(self) -> Iterator[int]:
