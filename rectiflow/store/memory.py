@@ -31,6 +31,7 @@ from rectiflow.engine.types import (
     WorkflowRecord,
 )
 
+
 class MemoryCaseTx:
     """One case held for change; writes go straight to the store, which undoes them on error."""
 
