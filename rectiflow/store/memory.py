@@ -233,7 +233,7 @@ class MemoryStore:
 
     def list_cases(
         self, *, unit_paths: Sequence[str] | None = None, state: str | None = None,
-        open_only: bool = False, provisional_only: bool = False,
+        provisional_only: bool = False,
     ) -> list[Case]:  # fmt: skip
         with self._lock:
             cases = [self._cases[i] for i in sorted(self._cases)]
@@ -241,8 +241,7 @@ class MemoryStore:
             c for c in cases
             if (unit_paths is None or any(c.unit_path.startswith(p) for p in unit_paths))
             and (state is None or c.state == state)
-            and (not (open_only or provisional_only) or c.due_at is not None)
-            and (not provisional_only or c.due_provisional)
+            and (not provisional_only or (c.due_at is not None and c.due_provisional))
         ]  # fmt: skip
 
     def find_cases(

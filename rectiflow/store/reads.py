@@ -1,0 +1,191 @@
+"""Reading cases and what hangs off them, for the SQL store: lists, pages, counts, and the
+measures, escalations and notes of many cases at once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import bindparam
+from sqlalchemy.engine import Row
+
+from rectiflow.engine.types import Case, Escalation, HistoryEntry, Measure, Note
+from rectiflow.store.fast import Prepared
+from rectiflow.store.tables import case_t, escalation_t, history_t, measure_t, note_t, unit_t
+from rectiflow.store.transactions import SqlTransactions
+
+CASE_COLUMNS = [*case_t.c, unit_t.c.path.label("unit_path")]
+SELECT_CASE = sa.select(*CASE_COLUMNS).join(unit_t, unit_t.c.code == case_t.c.unit)
+CASE_BY_ID = SELECT_CASE.where(case_t.c.id == bindparam("id"))
+MEASURES_OF_CASE = (
+    sa.select(measure_t).where(measure_t.c.case_id == bindparam("case_id")).order_by(measure_t.c.id)
+)
+_IDS_PER_QUERY = 900  # under SQLite's limit of bound parameters (999 before 3.32)
+_ESCALATION_COLUMNS = ["case_id", "visit", "state", "level", "due_at", "fired_at"]
+
+
+def case_of(row: Row[Any]) -> Case:
+    return Case(**row._mapping)
+
+
+def _measure(row: Row[Any]) -> Measure:
+    return Measure(**row._mapping)
+
+
+@functools.cache
+def _of_cases_statement(table: sa.Table) -> Any:
+    """The rows of ``table`` whose case is one of 900 ids, in the order of its id: built
+    once (900 bind parameters take a while), so the fast path compiles it once per store."""
+    columns = [table.c[key] for key in _ESCALATION_COLUMNS] if table is escalation_t else [*table.c]
+    slots = [bindparam(f"id{i}", type_=sa.Integer) for i in range(_IDS_PER_QUERY)]
+    return sa.select(*columns).where(table.c.case_id.in_(slots)).order_by(table.c.id)
+
+
+class CaseReads(SqlTransactions):
+    """Mixed into SqlStore: the read queries over cases."""
+
+    def list_cases(
+        self, *, unit_paths: Sequence[str] | None = None, state: str | None = None,
+        provisional_only: bool = False,
+    ) -> list[Case]:  # fmt: skip
+        stmt = SELECT_CASE.order_by(case_t.c.id)
+        if unit_paths is not None:
+            stmt = stmt.where(
+                sa.or_(*(unit_t.c.path.startswith(p, autoescape=True) for p in unit_paths))
+            )
+        if state is not None:
+            stmt = stmt.where(case_t.c.state == state)
+        if provisional_only:
+            stmt = stmt.where(case_t.c.due_at.is_not(None), case_t.c.due_provisional.is_(True))
+        with self._read() as conn:
+            return [case_of(r) for r in conn.execute(stmt)]
+
+    def _case_filters(
+        self, *, unit_paths: Sequence[str] | None = None, state: str | None = None,
+        severity: str | None = None, source: str | None = None, category: str | None = None,
+        text: str | None = None, opened_since: dt.datetime | None = None,
+        opened_before: dt.datetime | None = None, overdue_at: dt.datetime | None = None,
+    ) -> list[Any]:  # fmt: skip
+        c = case_t.c
+        where: list[Any] = []
+        if unit_paths is not None:
+            where.append(
+                sa.or_(*(unit_t.c.path.startswith(p, autoescape=True) for p in unit_paths))
+            )
+        for column, value in ((c.state, state), (c.severity, severity), (c.source, source),
+                              (c.category, category)):  # fmt: skip
+            if value is not None:
+                where.append(column == value)
+        if text is not None:
+            where.append(
+                sa.or_(c.title.icontains(text, autoescape=True),
+                       c.description.icontains(text, autoescape=True))
+            )  # fmt: skip
+        if opened_since is not None:
+            where.append(c.created_at >= opened_since)
+        if opened_before is not None:
+            where.append(c.created_at < opened_before)
+        if overdue_at is not None:
+            where += [c.due_at.is_not(None), c.paused_at.is_(None), c.due_at < overdue_at]
+        return where
+
+    def find_cases(
+        self, *, limit: int | None = None, offset: int = 0, **filters: Any
+    ) -> list[Case]:
+        """Cases by id, filtered in SQL (see ``_case_filters``), one page of them."""
+        stmt = SELECT_CASE.where(*self._case_filters(**filters)).order_by(case_t.c.id)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        if offset:
+            stmt = stmt.offset(offset)
+        with self._cursor(write=False) as cursor:  # a long list: rows straight off DB-API
+            found = Prepared(stmt, self.engine.dialect, None).dicts(cursor, {})
+        return [Case(**row) for row in found]
+
+    def count_cases(self, **filters: Any) -> int:
+        """How many cases ``find_cases`` would list without a limit."""
+        stmt = (
+            sa.select(sa.func.count())
+            .select_from(case_t.join(unit_t, unit_t.c.code == case_t.c.unit))
+            .where(*self._case_filters(**filters))
+        )
+        with self._read() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def _of_cases(self, table: sa.Table, case_ids: Sequence[int]) -> Iterator[dict[str, Any]]:
+        """Rows of ``table`` for these cases in the order of its id, as dicts: one statement
+        per 900 ids (compiled once, the last id repeated to fill a short chunk); a case's
+        rows all come from one statement."""
+        ids = sorted(set(case_ids))
+        with self._cursor(write=False) as cursor:
+            prepared = self.statements(_of_cases_statement(table))
+            for start in range(0, len(ids), _IDS_PER_QUERY):
+                chunk = ids[start : start + _IDS_PER_QUERY]
+                chunk += [chunk[-1]] * (_IDS_PER_QUERY - len(chunk))
+                yield from prepared.dicts(cursor, {f"id{i}": v for i, v in enumerate(chunk)})
+
+    def measures_of(self, case_ids: Sequence[int]) -> dict[int, list[Measure]]:
+        """The measures of each case, by id (cases without any are left out)."""
+        found: dict[int, list[Measure]] = {}
+        for row in self._of_cases(measure_t, case_ids):
+            found.setdefault(row["case_id"], []).append(Measure(**row))
+        return found
+
+    def escalations_of(self, case_ids: Sequence[int]) -> dict[int, list[Escalation]]:
+        """The escalations of each case in the order recorded, by id."""
+        found: dict[int, list[Escalation]] = {}
+        for row in self._of_cases(escalation_t, case_ids):
+            found.setdefault(row["case_id"], []).append(Escalation(**row))
+        return found
+
+    def notes_of(self, case_ids: Sequence[int]) -> dict[int, list[Note]]:
+        """The progress notes of each case by time, by id."""
+        found: dict[int, list[Note]] = {}
+        for row in self._of_cases(note_t, case_ids):
+            found.setdefault(row["case_id"], []).append(Note(**row))
+        for notes in found.values():
+            notes.sort(key=lambda n: (n.at, n.id))
+        return found
+
+    def iter_case_ids(self) -> Iterator[int]:
+        last = 0
+        while True:
+            with self._read() as conn:
+                ids = (
+                    conn.execute(
+                        sa.select(case_t.c.id)
+                        .where(case_t.c.id > last)
+                        .order_by(case_t.c.id)
+                        .limit(1000)
+                    )
+                    .scalars()
+                    .all()
+                )
+            if not ids:
+                return
+            yield from ids
+            last = ids[-1]
+
+    def get_measure(self, measure_id: int) -> Measure | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(measure_t).where(measure_t.c.id == measure_id)).first()
+        return _measure(row) if row else None
+
+    def list_measures(self, case_id: int) -> list[Measure]:
+        with self._read() as conn:
+            return [_measure(r) for r in conn.execute(MEASURES_OF_CASE, {"case_id": case_id})]
+
+    def list_history(self, case_id: int) -> list[HistoryEntry]:
+        stmt = sa.select(history_t).where(history_t.c.case_id == case_id).order_by(history_t.c.seq)
+        with self._read() as conn:
+            return [HistoryEntry(**r._mapping) for r in conn.execute(stmt)]
+
+    def list_notes(self, case_id: int) -> list[Note]:
+        stmt = (
+            sa.select(note_t).where(note_t.c.case_id == case_id).order_by(note_t.c.at, note_t.c.id)
+        )
+        with self._read() as conn:
+            return [Note(**r._mapping) for r in conn.execute(stmt)]
