@@ -6,6 +6,7 @@ Times are ISO-8601 in the engine's local time zone, with their offset.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -21,8 +22,16 @@ class Reader(Protocol):
     def light(self, case: Case, now: dt.datetime | None = None) -> Light | None: ...
 
 
+@functools.lru_cache(maxsize=8192)
+def _iso_in(at: dt.datetime, tz: dt.tzinfo) -> str:
+    # A list repeats its times (the end of a deadline's day, the moment a batch was
+    # opened): each distinct one is converted once. Equal times (the same instant)
+    # read the same in ``tz``, whatever zone they came in.
+    return at.astimezone(tz).isoformat()
+
+
 def _local_iso(at: dt.datetime | None, engine: Reader) -> str | None:
-    return None if at is None else at.astimezone(engine.tz).isoformat()
+    return None if at is None else _iso_in(at, engine.tz)
 
 
 def case_dict(

@@ -3,10 +3,11 @@ measures, escalations and notes of many cases at once."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Hashable, Iterator, Sequence
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy import bindparam
@@ -19,12 +20,17 @@ from rectiflow.store.transactions import SqlTransactions
 
 CASE_COLUMNS = [*case_t.c, unit_t.c.path.label("unit_path")]
 SELECT_CASE = sa.select(*CASE_COLUMNS).join(unit_t, unit_t.c.code == case_t.c.unit)
+# The same, its columns in the order of Case's fields: a row makes a Case with Case(*row).
+_BY_KEY = {c.key: c for c in CASE_COLUMNS}
+_SELECT_CASE_FIELDS = sa.select(*(_BY_KEY[f.name] for f in dataclasses.fields(Case))).join(
+    unit_t, unit_t.c.code == case_t.c.unit
+)
 CASE_BY_ID = SELECT_CASE.where(case_t.c.id == bindparam("id"))
 MEASURES_OF_CASE = (
     sa.select(measure_t).where(measure_t.c.case_id == bindparam("case_id")).order_by(measure_t.c.id)
 )
+_R = TypeVar("_R")
 _IDS_PER_QUERY = 900  # under SQLite's limit of bound parameters (999 before 3.32)
-_ESCALATION_COLUMNS = ["case_id", "visit", "state", "level", "due_at", "fired_at"]
 
 
 def case_of(row: Row[Any]) -> Case:
@@ -36,12 +42,37 @@ def _measure(row: Row[Any]) -> Measure:
 
 
 @functools.cache
-def _of_cases_statement(table: sa.Table) -> Any:
-    """The rows of ``table`` whose case is one of 900 ids, in the order of its id: built
-    once (900 bind parameters take a while), so the fast path compiles it once per store."""
-    columns = [table.c[key] for key in _ESCALATION_COLUMNS] if table is escalation_t else [*table.c]
-    slots = [bindparam(f"id{i}", type_=sa.Integer) for i in range(_IDS_PER_QUERY)]
+def _of_cases_statement(table: sa.Table, record: Any) -> Any:
+    """The rows of ``table`` whose case is one of 900 ids, in the order of its id, with the
+    columns in the order of ``record``'s fields (so a row makes one with ``record(*row)``):
+    built once (900 bind parameters take a while), so the fast path compiles it once per
+    store. The slots share one type object, which the dialect adapts once, not 900 times."""
+    columns = [table.c[f.name] for f in dataclasses.fields(record)]
+    integer = sa.Integer()
+    slots = [bindparam(f"id{i}", type_=integer) for i in range(_IDS_PER_QUERY)]
     return sa.select(*columns).where(table.c.case_id.in_(slots)).order_by(table.c.id)
+
+
+def _converted(prepared: Prepared, cursor: Any, values: dict[str, Any]) -> list[Any]:
+    """Like ``prepared.rows``, converting each distinct raw value of a column once: a list's
+    times repeat (a deadline's end of day, a batch's moment), and the conversions (e.g. an
+    ISO-8601 text to an aware datetime, in Python) are pure functions of the raw value."""
+    raws = prepared.execute(cursor, values).fetchall()
+    if not prepared.convert:
+        return raws
+    columns: list[tuple[int, Any, dict[Any, Any]]] = [(i, f, {}) for i, f in prepared.convert]
+    rows = []
+    for raw in raws:
+        row = list(raw)
+        for i, process, seen in columns:
+            value = row[i]
+            if value is not None:
+                done = seen.get(value, seen)
+                if done is seen:
+                    done = seen[value] = process(value)
+                row[i] = done
+        rows.append(row)
+    return rows
 
 
 class CaseReads(SqlTransactions):
@@ -96,14 +127,14 @@ class CaseReads(SqlTransactions):
         self, *, limit: int | None = None, offset: int = 0, **filters: Any
     ) -> list[Case]:
         """Cases by id, filtered in SQL (see ``_case_filters``), one page of them."""
-        stmt = SELECT_CASE.where(*self._case_filters(**filters)).order_by(case_t.c.id)
+        stmt = _SELECT_CASE_FIELDS.where(*self._case_filters(**filters)).order_by(case_t.c.id)
         if limit is not None:
             stmt = stmt.limit(limit)
         if offset:
             stmt = stmt.offset(offset)
         with self._cursor(write=False) as cursor:  # a long list: rows straight off DB-API
-            found = Prepared(stmt, self.engine.dialect, None).dicts(cursor, {})
-        return [Case(**row) for row in found]
+            found = _converted(Prepared(stmt, self.engine.dialect, None), cursor, {})
+        return [Case(*row) for row in found]
 
     def count_cases(self, **filters: Any) -> int:
         """How many cases ``find_cases`` would list without a limit."""
@@ -115,37 +146,42 @@ class CaseReads(SqlTransactions):
         with self._read() as conn:
             return int(conn.execute(stmt).scalar_one())
 
-    def _of_cases(self, table: sa.Table, case_ids: Sequence[int]) -> Iterator[dict[str, Any]]:
-        """Rows of ``table`` for these cases in the order of its id, as dicts: one statement
-        per 900 ids (compiled once, the last id repeated to fill a short chunk); a case's
-        rows all come from one statement."""
+    def _of_cases(
+        self, table: sa.Table, record: type[_R], case_ids: Sequence[int]
+    ) -> dict[int, list[_R]]:
+        """``record``s made of the rows of ``table`` for these cases, by case id, each case's
+        in the order of the table's id: one statement per 900 ids (compiled once, the last id
+        repeated to fill a short chunk); a case's rows all come from one statement. The rows
+        come off the cursor as lists, made into records by position (no dict per row)."""
         ids = sorted(set(case_ids))
+        found: dict[int, list[_R]] = {}
         with self._cursor(write=False) as cursor:
-            prepared = self.statements(_of_cases_statement(table))
+            prepared = self.statements(_of_cases_statement(table, cast(Hashable, record)))
+            at = prepared.fields.index("case_id")
             for start in range(0, len(ids), _IDS_PER_QUERY):
                 chunk = ids[start : start + _IDS_PER_QUERY]
                 chunk += [chunk[-1]] * (_IDS_PER_QUERY - len(chunk))
-                yield from prepared.dicts(cursor, {f"id{i}": v for i, v in enumerate(chunk)})
+                for row in _converted(prepared, cursor, {f"id{i}": v for i, v in enumerate(chunk)}):
+                    case_id = row[at]
+                    made = record(*row)
+                    rows = found.get(case_id)
+                    if rows is None:
+                        found[case_id] = [made]
+                    else:
+                        rows.append(made)
+        return found
 
     def measures_of(self, case_ids: Sequence[int]) -> dict[int, list[Measure]]:
         """The measures of each case, by id (cases without any are left out)."""
-        found: dict[int, list[Measure]] = {}
-        for row in self._of_cases(measure_t, case_ids):
-            found.setdefault(row["case_id"], []).append(Measure(**row))
-        return found
+        return self._of_cases(measure_t, Measure, case_ids)
 
     def escalations_of(self, case_ids: Sequence[int]) -> dict[int, list[Escalation]]:
         """The escalations of each case in the order recorded, by id."""
-        found: dict[int, list[Escalation]] = {}
-        for row in self._of_cases(escalation_t, case_ids):
-            found.setdefault(row["case_id"], []).append(Escalation(**row))
-        return found
+        return self._of_cases(escalation_t, Escalation, case_ids)
 
     def notes_of(self, case_ids: Sequence[int]) -> dict[int, list[Note]]:
         """The progress notes of each case by time, by id."""
-        found: dict[int, list[Note]] = {}
-        for row in self._of_cases(note_t, case_ids):
-            found.setdefault(row["case_id"], []).append(Note(**row))
+        found = self._of_cases(note_t, Note, case_ids)
         for notes in found.values():
             notes.sort(key=lambda n: (n.at, n.id))
         return found
