@@ -6,19 +6,24 @@ Every refusal names the file, the line and the key, e.g.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
+import os
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
-
-import yaml
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rectiflow.engine import guards
 from rectiflow.engine.durations import Duration, parse_duration
 from rectiflow.engine.errors import ValidationError
 from rectiflow.engine.types import Severity
+
+if TYPE_CHECKING:
+    import yaml
 
 SEVERITIES = tuple(severity.value for severity in Severity)  # high, medium, low
 #: The non-transition actions a workflow grants to roles.
@@ -105,6 +110,8 @@ class _Located:
         self.lines: dict[str, int] = {}
 
     def build(self, node: yaml.Node, path: str) -> Any:
+        import yaml
+
         self.lines.setdefault(path, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
             result: dict[str, Any] = {}
@@ -133,15 +140,67 @@ class _Located:
         )
 
 
-_SCALARS = yaml.SafeLoader("")
-# libyaml's parser when PyYAML was built with it: the nodes keep their marks, so the lines
-# of the errors are the same, and rectification.yaml composes in 0.4 ms instead of 7 ms.
-_COMPOSER: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+@functools.cache
+def _scalars() -> Any:
+    import yaml
+
+    return yaml.SafeLoader("")
+
+
+def _composer() -> type[Any]:
+    # libyaml's parser when PyYAML was built with it: the nodes keep their marks, so the
+    # lines of the errors are the same, and rectification.yaml composes in 0.4 ms, not 7 ms.
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # type: ignore[no-any-return]
 
 
 def _scalar(node: yaml.Node) -> Any:
     # Resolve the scalar with SafeLoader's rules (ints, bools, null) without its object graph.
-    return _SCALARS.construct_object(node, deep=True)
+    return _scalars().construct_object(node, deep=True)
+
+
+# --- the plain data of a definition, kept on disk ---------------------------------------------
+# A command reads a registered definition back in every process: the YAML's plain data
+# (what ``_Located`` builds: mappings, lists and scalars, and the line of each key path) is
+# kept as JSON by the SHA-256 of the text, once the definition has validated, so the next
+# process validates it again without importing PyYAML and composing the text. The validation
+# itself (``_Parser``) always runs. RECTIFLOW_CACHE_DIR sets the folder ("" or "-": none).
+
+_PLAIN_FORMAT = 1  # bump when what _Located builds from the same text changes
+
+
+def _plain_cache(text: str) -> Path | None:
+    folder = os.environ.get("RECTIFLOW_CACHE_DIR")
+    if folder is None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        folder = os.path.join(base, "rectiflow")
+    if folder in ("", "-"):
+        return None
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return Path(folder) / f"workflow-{_PLAIN_FORMAT}-{digest}.json"
+
+
+def _read_plain(path: Path | None) -> tuple[Any, dict[str, int]] | None:
+    if path is None:
+        return None
+    try:
+        data, lines = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError, TypeError):
+        return None
+    return (data, lines) if isinstance(lines, dict) else None
+
+
+def _write_plain(path: Path | None, saved: str | None) -> None:
+    if path is None or saved is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(f"{path.name}.{os.getpid()}.part")
+        part.write_text(saved, "utf-8")
+        os.replace(part, path)  # whole or not at all, for a process reading it meanwhile
+    except OSError:
+        pass
 
 
 # --- parsing -------------------------------------------------------------------------------
@@ -158,8 +217,15 @@ _LEVEL_KEYS = {"level", "offset", "notify"}
 def parse_workflow(text: str, filename: str = "<workflow>") -> WorkflowSpec:
     """Parse and validate a workflow definition; raise ValidationError naming file:line."""
     loc = _Located(filename)
+    cache = _plain_cache(text)
+    found = _read_plain(cache)
+    if found is not None:
+        data, loc.lines = found
+        return _Parser(loc, text).workflow(data)
+    import yaml
+
     try:
-        root = yaml.compose(text, Loader=_COMPOSER)
+        root = yaml.compose(text, Loader=_composer())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
@@ -170,7 +236,19 @@ def parse_workflow(text: str, filename: str = "<workflow>") -> WorkflowSpec:
     if root is None:
         raise ValidationError("the file is empty", where=f"{filename}:1")
     data = loc.build(root, "")
-    return _Parser(loc, text).workflow(data)
+    saved = _as_json(data, loc.lines) if cache is not None else None  # before _Parser runs
+    spec = _Parser(loc, text).workflow(data)
+    _write_plain(cache, saved)  # only a definition that validated
+    return spec
+
+
+def _as_json(data: Any, lines: dict[str, int]) -> str | None:
+    """The plain data as JSON, if JSON gives it back exactly (else it is not kept)."""
+    try:
+        saved = json.dumps([data, lines], ensure_ascii=False)
+    except (TypeError, ValueError):
+        return None
+    return saved if json.loads(saved) == [data, lines] else None
 
 
 class _Parser:
