@@ -199,7 +199,10 @@ def print_json(data: Any) -> None:
     """Indented on a terminal. Piped, a list comes out one element per line: as easy for
     grep and jq, and json's C encoder does it (it is not used for indented output)."""
     if isinstance(data, list) and not is_terminal():
-        items = ",\n".join(json.dumps(item, ensure_ascii=False) for item in data)
+        # One encoder for all the elements (json.dumps makes one per call); the data are
+        # plain dicts and lists built for printing, without cycles to check for.
+        encode = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+        items = ",\n".join(map(encode, data))
         sys.stdout.write(f"[\n{items}\n]\n" if items else "[]\n")
     else:
         print(json.dumps(data, ensure_ascii=False, indent=2))
