@@ -49,9 +49,14 @@ class TimeRules:
 def fixed_due(
     spec: WorkflowSpec, case: Case, state: str, entered_at: dt.datetime
 ) -> dt.datetime | None:
-    """The case's own due date when it replaces this stage's SLA: only while it lies ahead,
-    so that a visit after it passed (a reopened case) gets a deadline and a fresh ladder."""
-    if state == spec.due_state and case.due is not None and case.due > entered_at:
+    """The case's own due date when it replaces this stage's SLA: while it lies ahead, so
+    that a visit after it passed (a reopened case) gets a deadline and a fresh ladder; and
+    throughout a case's first visit when that is to the due state, which only an imported
+    case makes (placed there by its ledger, its date may have passed already: it is overdue
+    from the start)."""
+    if state != spec.due_state or case.due is None:
+        return None
+    if case.due > entered_at or (case.visit == 1 and case.state == state):
         return case.due
     return None
 
@@ -76,6 +81,8 @@ def stage_deadline(
     due = fixed_due(spec, case, state, entered_at)
     if due is not None:
         provisional = False
+    elif case.long_term and state == spec.due_state:
+        return None, False  # 长期坚持 without a date: no deadline, no ladder
     else:
         sla = spec.states[state].sla_for(case.severity)
         if sla is None:
@@ -117,8 +124,10 @@ def next_escalation(
 
 def light(rules: TimeRules, spec: WorkflowSpec, case: Case, now: dt.datetime) -> Light | None:
     """green before the first level is due, yellow until the deadline, red after it."""
-    if case.due_at is None or case.paused_at is not None or spec.states[case.state].final:
+    if case.paused_at is not None or spec.states[case.state].final:
         return None
+    if case.due_at is None:
+        return Light.GREEN if case.long_term else None
     if now > case.due_at:
         return Light.RED
     if spec.ladder and now >= level_time(rules, spec, case.due_at, 0):

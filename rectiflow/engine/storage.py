@@ -37,7 +37,10 @@ from rectiflow.engine.types import (
     WorkflowRecord,
 )
 
-__all__ = ["CaseChange", "CaseTx", "EscalationPlan", "NewCase", "Store"]
+__all__ = [
+    "CaseChange", "CaseTx", "EscalationPlan", "ImportedCase", "NewCase", "NewMeasure", "Store",
+    "ref_key",
+]  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -65,10 +68,42 @@ class NewCase:
     next_escalation_at: dt.datetime | None = None
     paused_at: dt.datetime | None = None
     pause_credit: int = 0
+    ref: str | None = None
+    target: str | None = None
+    responsible: str | None = None
+    long_term: bool = False
+    co_units: tuple[str, ...] = ()  # not a column: rows of their own
 
     def columns(self) -> dict[str, Any]:
-        """The values by column name."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        """The values by column name (``co_units`` are rows of their own)."""
+        return {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "co_units"
+        }
+
+
+def ref_key(source: str | None, ref: str | None) -> str | None:
+    """The unique form of a case's external key (source, ref); None without a ref."""
+    return None if ref is None else f"{source or ''}\x1f{ref}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewMeasure:
+    text: str
+    owner: str
+    done_at: dt.datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ImportedCase:
+    """A case placed straight in its state by a ledger import, with its id reserved: the
+    row, the one history entry (``import``, the chain's head), co-units, measures, and the
+    ladder levels it had already reached (recorded as backfilled, nobody notified)."""
+
+    id: int
+    case: NewCase
+    entry: HistoryEntry
+    measures: tuple[NewMeasure, ...] = ()
+    backfilled: tuple[Escalation, ...] = ()
 
 
 class CaseChange(TypedDict, total=False):
@@ -84,6 +119,18 @@ class CaseChange(TypedDict, total=False):
     next_escalation_at: dt.datetime | None
     paused_at: dt.datetime | None
     pause_credit: int
+    # the fields a correction (``edit``) may change
+    title: str
+    description: str | None
+    category: str | None
+    source: str | None
+    severity: str
+    unit: str
+    due: dt.datetime | None
+    ref: str | None
+    target: str | None
+    responsible: str | None
+    long_term: bool
 
 
 class CaseTx(Protocol):
@@ -120,6 +167,11 @@ class CaseTx(Protocol):
 
     def add_note(self, actor: str, at: dt.datetime, text: str) -> Note:
         """Add a progress note; the case's version stays (a note changes no state)."""
+        ...
+
+    def set_co_units(self, units: Sequence[str]) -> None:
+        """Replace the case's co-units (unit codes, in this order; ``NotFound`` for an
+        unknown unit). The version moves with the ``update`` that goes with it."""
         ...
 
 
@@ -221,6 +273,24 @@ class Store(Protocol):
 
     def list_notes(self, case_id: int) -> list[Note]:
         """The case's notes, by time then id."""
+        ...
+
+    # --- ledgers: external keys, co-units, imports
+    def co_units_of(self, case_ids: Sequence[int]) -> dict[int, list[str]]:
+        """The co-units of each case that has any, by unit code."""
+        ...
+
+    def cases_by_ref(self, keys: Sequence[str]) -> dict[str, Case]:
+        """The cases whose ``ref_key(source, ref)`` is among ``keys``, by key."""
+        ...
+
+    def import_cases(
+        self, count: int, build: Callable[[Sequence[int]], Sequence[ImportedCase]]
+    ) -> list[int]:
+        """One transaction: reserve ``count`` new case ids, hand them to ``build`` (which
+        hashes each case's history entry with its id), and write every case, co-unit,
+        measure, history entry and backfilled escalation it returns; all or nothing. A
+        duplicate external key raises ``ValidationError``. Returns the ids written."""
         ...
 
     # --- deadlines and escalations

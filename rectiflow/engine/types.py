@@ -67,6 +67,10 @@ class Case:
     pause_credit: int  # paused time granted this visit (working days, days or seconds)
     history_seq: int
     last_hash: str
+    ref: str | None = None  # the external key in its ledger (序号/编号), with ``source``
+    target: str | None = None  # 整改目标
+    responsible: str | None = None  # 责任人: a name as the ledger writes it
+    long_term: bool = False  # 长期坚持: in its due state without a date, no deadline runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +111,7 @@ class Escalation:
     level: str
     due_at: dt.datetime
     fired_at: dt.datetime
+    backfilled: bool = False  # reached before the case was imported; nobody was notified
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,7 +108,7 @@ class DeadlineRecords(SqlTransactions):
     def list_escalations(self, case_id: int | None = None) -> list[Escalation]:
         c = escalation_t.c
         stmt = sa.select(
-            c.case_id, c.visit, c.state, c.level, c.due_at, c.fired_at,
+            c.case_id, c.visit, c.state, c.level, c.due_at, c.fired_at, c.backfilled,
         ).order_by(escalation_t.c.id)  # fmt: skip
         if case_id is not None:
             stmt = stmt.where(escalation_t.c.case_id == case_id)

@@ -34,6 +34,13 @@ class Prepared:
         self.defaults = {  # values Core put in the statement itself, e.g. a LIMIT
             name: binds[name].value for name in self.names if not binds[name].required
         }
+        # An INSERT leaving out a column with a scalar default (a flag that starts False)
+        # gets a slot that Core would fill at execution: fill it from the default here.
+        if getattr(stmt, "is_insert", False):
+            for column in stmt.table.c:
+                default = column.default
+                if column.key in self.defaults and default is not None and default.is_scalar:
+                    self.defaults[column.key] = default.arg
         self.bind_convert = [
             (i, process)
             for i, name in enumerate(self.names)

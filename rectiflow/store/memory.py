@@ -30,6 +30,7 @@ from rectiflow.engine.types import (
     Unit,
     WorkflowRecord,
 )
+from rectiflow.store.memory_ledger import MemoryLedger
 
 
 class MemoryCaseTx:
@@ -50,6 +51,11 @@ class MemoryCaseTx:
         if stored.version != self.case.version:
             raise ConflictError(self.case.id, self.case.version, None)
         values: dict[str, Any] = {**change, "version": self.case.version + 1}
+        if "source" in change or "ref" in change:
+            merged = dataclasses.replace(self.case, **change)
+            self.store._check_ref(merged.source, merged.ref, self.case.id)
+        if "unit" in change:
+            values["unit_path"] = self.store._units[change["unit"]].path
         if entry is not None:
             values["history_seq"] = entry.seq
             values["last_hash"] = entry.hash
@@ -80,13 +86,17 @@ class MemoryCaseTx:
         self.store._measures[measure_id] = measure
         return measure
 
+    def set_co_units(self, units: Sequence[str]) -> None:
+        self.store._check_units(units)
+        self.store._co_units[self.case.id] = tuple(units)
+
     def add_note(self, actor: str, at: dt.datetime, text: str) -> Note:
         note = Note(self.store._new_id("note"), self.case.id, actor, at, text)
         self.store._notes[self.case.id].append(note)
         return note
 
 
-class MemoryStore:
+class MemoryStore(MemoryLedger):
     """The store interface on dicts. One RLock serializes every call, as one database would."""
 
     def __init__(self) -> None:
@@ -103,6 +113,7 @@ class MemoryStore:
         self._notifications: dict[str, Notification] = {}  # by unique key
         self._calendar: dict[dt.date, bool] = {}
         self._daemons: dict[int, DaemonBeat] = {}
+        self._co_units: dict[int, tuple[str, ...]] = {}
 
     def _new_id(self, table: str) -> int:
         return next(self._ids[table])
@@ -197,8 +208,11 @@ class MemoryStore:
                 raise NotFound("unit", new.unit)
             if (new.workflow, new.workflow_version) not in self._workflows:
                 raise NotFound("workflow", f"{new.workflow}@{new.workflow_version}")
+            self._check_units(new.co_units)
+            self._check_ref(new.source, new.ref, None)
             case_id = self._new_id("case")
             entry = first_entry(case_id)
+            self._co_units[case_id] = new.co_units
             case = self._cases[case_id] = Case(
                 id=case_id, unit_path=unit.path, **new.columns(), history_seq=1,
                 last_hash=entry.hash,
@@ -220,10 +234,12 @@ class MemoryStore:
             # Records a case transaction can touch, kept to put back if the block raises.
             measures = {m.id: m for m in self._measures.values() if m.case_id == case_id}
             history_len, notes_len = len(self._history[case_id]), len(self._notes[case_id])
+            co_units = self._co_units.get(case_id, ())
             try:
                 yield MemoryCaseTx(self, case)
             except BaseException:
                 self._cases[case_id] = case
+                self._co_units[case_id] = co_units
                 for measure_id in [m.id for m in self._measures.values() if m.case_id == case_id]:
                     del self._measures[measure_id]
                 self._measures.update(measures)

@@ -18,7 +18,8 @@ from rectiflow.store.fast import Prepared
 from rectiflow.store.tables import case_t, escalation_t, history_t, measure_t, note_t, unit_t
 from rectiflow.store.transactions import SqlTransactions
 
-CASE_COLUMNS = [*case_t.c, unit_t.c.path.label("unit_path")]
+# ref_key is the store's own (the unique form of source + ref), not a field of Case.
+CASE_COLUMNS = [*(c for c in case_t.c if c.key != "ref_key"), unit_t.c.path.label("unit_path")]
 SELECT_CASE = sa.select(*CASE_COLUMNS).join(unit_t, unit_t.c.code == case_t.c.unit)
 # The same, its columns in the order of Case's fields: a row makes a Case with Case(*row).
 _BY_KEY = {c.key: c for c in CASE_COLUMNS}

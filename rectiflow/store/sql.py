@@ -19,14 +19,16 @@ from sqlalchemy import bindparam
 
 from rectiflow.engine.errors import ConflictError, NotFound, ValidationError
 from rectiflow.engine.history import GENESIS
-from rectiflow.engine.storage import CaseChange, NewCase
+from rectiflow.engine.storage import CaseChange, NewCase, ref_key
 from rectiflow.engine.types import Actor, Case, HistoryEntry, Measure, Note, Unit, WorkflowRecord
 from rectiflow.store.daemons import DaemonRecords
 from rectiflow.store.deadlines import DeadlineRecords
+from rectiflow.store.ledger import LedgerRecords
 from rectiflow.store.reads import CASE_BY_ID, MEASURES_OF_CASE, CaseReads, case_of
 from rectiflow.store.tables import (
     actor_t,
     actor_unit_t,
+    case_co_unit_t,
     case_t,
     history_t,
     measure_t,
@@ -70,6 +72,8 @@ _UPDATE_CASE = case_t.update().where(
     case_t.c.id == bindparam("where_id"), case_t.c.version == bindparam("where_version")
 )
 _HISTORY_KEYS = [c.key for c in history_t.c]
+_DELETE_CO_UNITS = case_co_unit_t.delete().where(case_co_unit_t.c.case_id == bindparam("case_id"))
+_INSERT_CO_UNIT = case_co_unit_t.insert()
 _INSERT_MEASURE = measure_t.insert().returning(*measure_t.c)
 _MEASURE_KEYS = ["case_id", "text", "owner", "due"]
 _COMPLETE_MEASURE = (
@@ -98,6 +102,9 @@ class SqlCaseTx:
 
     def update(self, change: CaseChange, entry: HistoryEntry | None = None) -> Case:
         values: dict[str, Any] = {**change, "version": self.case.version + 1}
+        if "source" in change or "ref" in change:
+            merged = {**self.row, **change}
+            values["ref_key"] = ref_key(merged["source"], merged["ref"])
         if entry is not None:
             values["history_seq"] = entry.seq
             values["last_hash"] = entry.hash
@@ -109,9 +116,21 @@ class SqlCaseTx:
         if entry is not None:
             history = self.store.statements(_INSERT_HISTORY, _HISTORY_KEYS)
             history.execute(self.cursor, _entry_values(entry))
-        self.row = {**self.row, **values}
+        self.row = {k: v for k, v in {**self.row, **values}.items() if k != "ref_key"}
+        if "unit" in change:  # the case's unit path follows its unit
+            unit = self.store.get_unit(change["unit"])
+            if unit is None:
+                raise NotFound("unit", change["unit"])
+            self.row["unit_path"] = unit.path
         self.case = Case(**self.row)
         return self.case
+
+    def set_co_units(self, units: Sequence[str]) -> None:
+        # The caller checked the units: a foreign key failing here aborts the transaction.
+        self.store.statements(_DELETE_CO_UNITS).execute(self.cursor, {"case_id": self.case.id})
+        if units:
+            insert = self.store.statements(_INSERT_CO_UNIT, ["case_id", "unit"])
+            insert.executemany(self.cursor, [{"case_id": self.case.id, "unit": u} for u in units])
 
     def add_measure(self, text: str, owner: str, due: dt.datetime | None) -> Measure:
         self.update({})
@@ -140,7 +159,7 @@ class SqlCaseTx:
         return Note(**stmt.dicts(self.cursor, values)[0])
 
 
-class SqlStore(CaseReads, DeadlineRecords, DaemonRecords):
+class SqlStore(CaseReads, DeadlineRecords, LedgerRecords, DaemonRecords):
     """The store on SQLite or PostgreSQL through one SQLAlchemy engine."""
 
     def __init__(self, url: str) -> None:
@@ -299,11 +318,25 @@ class SqlStore(CaseReads, DeadlineRecords, DaemonRecords):
 
     def open_case(self, new: NewCase, first_entry: Callable[[int], HistoryEntry]) -> Case:
         # The chain's head needs the id, so the row goes in with the genesis hash first.
-        row = {**new.columns(), "history_seq": 0, "last_hash": GENESIS}
+        row = {
+            **new.columns(), "ref_key": ref_key(new.source, new.ref), "history_seq": 0,
+            "last_hash": GENESIS,
+        }  # fmt: skip
         with self._write() as conn:
-            case_id = conn.execute(
-                case_t.insert().values(**row).returning(case_t.c.id)
-            ).scalar_one()
+            try:
+                case_id = conn.execute(
+                    case_t.insert().values(**row).returning(case_t.c.id)
+                ).scalar_one()
+            except sa.exc.IntegrityError as exc:
+                if row["ref_key"] is not None and self.cases_by_ref([row["ref_key"]]):
+                    raise ValidationError(
+                        f"a case with ref {new.ref!r} from source {new.source!r} exists already"
+                    ) from exc
+                raise
+            if new.co_units:
+                conn.execute(
+                    case_co_unit_t.insert(), [{"case_id": case_id, "unit": u} for u in new.co_units]
+                )
             entry = first_entry(case_id)
             conn.execute(
                 case_t.update()

@@ -82,6 +82,7 @@ class CaseRow(SQLModel, table=True):
         ),
         sa.Index("ix_rcase_next_escalation_at", "next_escalation_at"),
         sa.Index("ix_rcase_unit_state", "unit", "state"),
+        sa.Index("uq_rcase_ref_key", "ref_key", unique=True),
     )
     id: int | None = Field(default=None, primary_key=True)
     workflow: str
@@ -106,6 +107,20 @@ class CaseRow(SQLModel, table=True):
     pause_credit: int = 0
     history_seq: int = 0
     last_hash: str = Field(max_length=64)
+    ref: str | None = None  # the ledger's 序号/编号
+    # "source\x1fref": unique, so that a ledger imported twice creates nothing the second time
+    ref_key: str | None = None
+    target: str | None = None
+    responsible: str | None = None
+    long_term: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+
+
+class CaseCoUnitRow(SQLModel, table=True):
+    """A unit that works on a case beside its lead unit (配合单位)."""
+
+    __tablename__ = "case_co_unit"
+    case_id: int = Field(foreign_key="rcase.id", primary_key=True)
+    unit: str = Field(foreign_key="unit.code", primary_key=True, index=True)
 
 
 class MeasureRow(SQLModel, table=True):
@@ -148,6 +163,8 @@ class EscalationRow(SQLModel, table=True):
     level: str
     due_at: dt.datetime = _time()
     fired_at: dt.datetime = _time()
+    # reached before the case was imported: recorded, nobody notified
+    backfilled: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
 
 
 class NotificationRow(SQLModel, table=True):
@@ -204,6 +221,7 @@ actor_t: sa.Table = ActorRow.__table__  # type: ignore[attr-defined]
 actor_unit_t: sa.Table = ActorUnitRow.__table__  # type: ignore[attr-defined]
 workflow_t: sa.Table = WorkflowRow.__table__  # type: ignore[attr-defined]
 case_t: sa.Table = CaseRow.__table__  # type: ignore[attr-defined]
+case_co_unit_t: sa.Table = CaseCoUnitRow.__table__  # type: ignore[attr-defined]
 measure_t: sa.Table = MeasureRow.__table__  # type: ignore[attr-defined]
 history_t: sa.Table = HistoryRow.__table__  # type: ignore[attr-defined]
 escalation_t: sa.Table = EscalationRow.__table__  # type: ignore[attr-defined]
