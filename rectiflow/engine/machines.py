@@ -7,9 +7,7 @@ new state back. ``auto_transitions=False`` because the ``to_<state>`` helpers sk
 
 from __future__ import annotations
 
-from typing import Any
-
-from transitions import Machine, MachineError, State
+from typing import TYPE_CHECKING, Any
 
 from rectiflow.engine import guards
 from rectiflow.engine.errors import TransitionRejected
@@ -18,6 +16,10 @@ from rectiflow.engine.permissions import authorize
 from rectiflow.engine.spec import TransitionSpec, WorkflowSpec
 from rectiflow.engine.types import Actor, Case
 
+if TYPE_CHECKING:
+    from transitions import Machine
+
+# transitions is imported when a machine is first built or fired: reading cases needs none.
 _CACHE: dict[tuple[str, int, str], Machine] = {}
 
 
@@ -50,6 +52,8 @@ def machine_for(spec: WorkflowSpec) -> Machine:
     key = (spec.name, spec.version, spec.digest)
     machine = _CACHE.get(key)
     if machine is None:
+        from transitions import Machine, State
+
         machine = Machine(
             model=None,
             states=[State(name, final=state.final) for name, state in spec.states.items()],
@@ -84,6 +88,8 @@ def admit(
 
 def fire(spec: WorkflowSpec, trigger: str, ctx: GuardContext) -> str:
     """Fire ``trigger`` from the case's state; return the destination state."""
+    from transitions import MachineError
+
     case = ctx.case
     event = machine_for(spec).events.get(trigger)
     if event is None:
