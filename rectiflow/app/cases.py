@@ -3,8 +3,9 @@ its clock, progress notes, and checking its history chain."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from loguru import logger
 
@@ -45,9 +46,18 @@ class Cases(Calendar):
         source: str | None = None,
         description: str | None = None,
         due: dt.date | dt.datetime | None = None,
+        ref: str | None = None,
+        target: str | None = None,
+        responsible: str | None = None,
+        co_units: Sequence[str] = (),
+        long_term: bool = False,
         now: dt.datetime | None = None,
     ) -> Case:
-        """Put a problem on the ledger; it starts in the workflow's initial state."""
+        """Put a problem on the ledger; it starts in the workflow's initial state.
+
+        ``ref`` is its number in the office's own ledger (unique with ``source``);
+        ``co_units`` are units that work on it beside ``unit`` (配合单位); a ``long_term``
+        item (长期坚持) without ``due`` has no deadline in the rectify stage."""
         now = self._now(now)
         if not title.strip():
             raise ValidationError("a case needs a title")
@@ -61,10 +71,16 @@ class Cases(Calendar):
             self.store.get_actor(actor), actor, spec.permissions["open"], unit_row.path,
             f"open a case in unit {unit}",
         )  # fmt: skip
+        co = tuple(dict.fromkeys(c for c in co_units if c != unit))
+        for code in co:
+            if self.store.get_unit(code) is None:
+                raise NotFound("unit", code)
         due_at = self._end_of(due) if due is not None else None
         if due_at is not None and due_at <= now:
             raise ValidationError(f"due date {due} is not in the future")
-        draft = _draft_case(spec, unit_row, severity, now, due_at)
+        draft = dataclasses.replace(
+            _draft_case(spec, unit_row, severity, now, due_at), long_term=long_term
+        )
         stage_due, provisional = self._stage_deadline(spec, draft, spec.initial, now)
         new = NewCase(
             workflow=spec.name, workflow_version=spec.version, unit=unit, title=title.strip(),
@@ -72,6 +88,8 @@ class Cases(Calendar):
             state=spec.initial, created_at=now, stage_entered_at=now, due_at=stage_due,
             due_provisional=provisional, due=due_at,
             next_escalation_at=deadlines.next_escalation(self.rules, spec, stage_due, 0),
+            ref=_text(ref), target=_text(target), responsible=_text(responsible),
+            long_term=long_term, co_units=co,
         )  # fmt: skip
 
         def first_entry(case_id: int) -> HistoryEntry:
@@ -232,10 +250,14 @@ class Cases(Calendar):
             raise ValidationError("a note needs a text")
         with self.store.case_tx(case_id) as tx:
             case, spec = self._unfinished(tx, None, "note")
-            authorize(
-                tx.actor(actor), actor, spec.permissions["note"], case.unit_path,
-                f"note on case {case_id}",
-            )  # fmt: skip
+            who = tx.actor(actor)
+            # The actors of a co-unit (配合单位) may note progress too.
+            where = case.unit_path
+            if who is not None and not who.covers(where):
+                co = self.store.co_units_of([case_id]).get(case_id, [])
+                paths = [u.path for code in co if (u := self.store.get_unit(code)) is not None]
+                where = next((p for p in paths if who.covers(p)), where)
+            authorize(who, actor, spec.permissions["note"], where, f"note on case {case_id}")
             return tx.add_note(actor, now, text.strip())
 
     def verify_history(self, case_id: int | None = None) -> int:
@@ -252,6 +274,10 @@ class Cases(Calendar):
                 cid, self.store.list_history(cid), head=(case.history_seq, case.last_hash)
             )
         return total
+
+
+def _text(value: str | None) -> str | None:
+    return value.strip() or None if value is not None else None
 
 
 def _expect(case: Case, expect_version: int | None) -> Case:

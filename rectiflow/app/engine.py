@@ -8,6 +8,8 @@ concerns it uses (Cases on Calendar on Registry), so every call between them is 
     Cases      open, fire, triggers, pause, resume, notes  app/cases.py
     Measures   measures and their evidence                 app/measures.py
     Deadlines  the sweep, monthly dispatch, health         app/deadlines.py
+    Corrections  edit: a case corrected, old → new           app/corrections.py
+    Ledger     ledger files in (import) and out (export)   app/ledger.py
     Views      case_view, light, lists                     app/views.py
 
 This module adds what belongs to the whole: construction, ``init``, the clock, closing,
@@ -27,6 +29,7 @@ from rectiflow.app.base import utcnow
 from rectiflow.app.calendar import CALENDAR_RECHECK_SECONDS, Calendar
 from rectiflow.app.cases import Cases
 from rectiflow.app.deadlines import Deadlines
+from rectiflow.app.ledger import Ledger
 from rectiflow.app.measures import Measures
 from rectiflow.app.registry import Registry
 from rectiflow.app.views import Views
@@ -42,7 +45,7 @@ DEFAULT_TZ = "Asia/Shanghai"
 SHIPPED_WORKFLOWS = ("rectification.yaml",)
 
 
-class Engine(Views, Measures, Cases, Deadlines, Calendar, Registry):
+class Engine(Views, Measures, Ledger, Cases, Deadlines, Calendar, Registry):
     """Runs a problem-list ledger. Instantiate one per database and use it as a context
     manager::
 

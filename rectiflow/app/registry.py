@@ -18,6 +18,12 @@ class Registry(EngineBase):
         _check_code(code, "unit code")
         return self.store.add_unit(code, name, parent)
 
+    def get_unit(self, code: str) -> Unit:
+        unit = self.store.get_unit(code)
+        if unit is None:
+            raise NotFound("unit", code)
+        return unit
+
     def list_units(self) -> list[Unit]:
         return self.store.list_units()
 

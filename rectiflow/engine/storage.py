@@ -275,6 +275,36 @@ class Store(Protocol):
         """The case's notes, by time then id."""
         ...
 
+    def find_cases(
+        self, *, limit: int | None = None, offset: int = 0,
+        unit_paths: Sequence[str] | None = None, state: str | None = None,
+        severity: str | None = None, source: str | None = None, category: str | None = None,
+        text: str | None = None, opened_since: dt.datetime | None = None,
+        opened_before: dt.datetime | None = None, overdue_at: dt.datetime | None = None,
+        include_co: bool = False,
+    ) -> list[Case]:  # fmt: skip
+        """One page of the cases that pass every filter given, by id. ``unit_paths``: the
+        case's unit lies under one of them (with ``include_co``, or one of its co-units
+        does); ``text``: a case-insensitive substring of the title or the
+        description; ``overdue_at``: unpaused and past its stage deadline at that time."""
+        ...
+
+    def count_cases(self, **filters: Any) -> int:
+        """How many cases ``find_cases`` would list without a page."""
+        ...
+
+    def measures_of(self, case_ids: Sequence[int]) -> dict[int, list[Measure]]:
+        """The measures of each case that has any, by id; one query per 900 cases."""
+        ...
+
+    def escalations_of(self, case_ids: Sequence[int]) -> dict[int, list[Escalation]]:
+        """The recorded levels of each case that has any, in the order recorded."""
+        ...
+
+    def notes_of(self, case_ids: Sequence[int]) -> dict[int, list[Note]]:
+        """The notes of each case that has any, oldest first."""
+        ...
+
     # --- ledgers: external keys, co-units, imports
     def co_units_of(self, case_ids: Sequence[int]) -> dict[int, list[str]]:
         """The co-units of each case that has any, by unit code."""

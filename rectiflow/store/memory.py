@@ -265,15 +265,21 @@ class MemoryStore(MemoryLedger):
         state: str | None = None, severity: str | None = None, source: str | None = None,
         category: str | None = None, text: str | None = None,
         opened_since: dt.datetime | None = None, opened_before: dt.datetime | None = None,
-        overdue_at: dt.datetime | None = None,
+        overdue_at: dt.datetime | None = None, include_co: bool = False,
     ) -> list[Case]:  # fmt: skip
         """Cases by id, filtered as the SQL store filters them, one page of them."""
         needle = text.casefold() if text is not None else None
         with self._lock:
             cases = [self._cases[i] for i in sorted(self._cases)]
+
+        def paths(c: Case) -> list[str]:
+            co = self._co_units.get(c.id, ()) if include_co else ()
+            return [c.unit_path, *(self._units[u].path for u in co)]
+
         found = [
             c for c in cases
-            if (unit_paths is None or any(c.unit_path.startswith(p) for p in unit_paths))
+            if (unit_paths is None
+                or any(path.startswith(p) for path in paths(c) for p in unit_paths))
             and all(value is None or value == have for value, have in (
                 (state, c.state), (severity, c.severity), (source, c.source),
                 (category, c.category)))

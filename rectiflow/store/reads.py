@@ -15,7 +15,15 @@ from sqlalchemy.engine import Row
 
 from rectiflow.engine.types import Case, Escalation, HistoryEntry, Measure, Note
 from rectiflow.store.fast import Prepared
-from rectiflow.store.tables import case_t, escalation_t, history_t, measure_t, note_t, unit_t
+from rectiflow.store.tables import (
+    case_co_unit_t,
+    case_t,
+    escalation_t,
+    history_t,
+    measure_t,
+    note_t,
+    unit_t,
+)
 from rectiflow.store.transactions import SqlTransactions
 
 # ref_key is the store's own (the unique form of source + ref), not a field of Case.
@@ -100,13 +108,22 @@ class CaseReads(SqlTransactions):
         severity: str | None = None, source: str | None = None, category: str | None = None,
         text: str | None = None, opened_since: dt.datetime | None = None,
         opened_before: dt.datetime | None = None, overdue_at: dt.datetime | None = None,
+        include_co: bool = False,
     ) -> list[Any]:  # fmt: skip
         c = case_t.c
         where: list[Any] = []
         if unit_paths is not None:
-            where.append(
-                sa.or_(*(unit_t.c.path.startswith(p, autoescape=True) for p in unit_paths))
-            )
+            under = [unit_t.c.path.startswith(p, autoescape=True) for p in unit_paths]
+            if include_co:
+                co_unit = unit_t.alias("co_unit")
+                under.append(sa.exists(
+                    sa.select(case_co_unit_t.c.case_id)
+                    .join(co_unit, co_unit.c.code == case_co_unit_t.c.unit)
+                    .where(case_co_unit_t.c.case_id == c.id, sa.or_(*(
+                        co_unit.c.path.startswith(p, autoescape=True) for p in unit_paths
+                    )))
+                ))  # fmt: skip
+            where.append(sa.or_(*under))
         for column, value in ((c.state, state), (c.severity, severity), (c.source, source),
                               (c.category, category)):  # fmt: skip
             if value is not None:

@@ -1,0 +1,477 @@
+"""The Engine's ledger concern: a problem-list ledger (问题清单台账) read in from XLSX/CSV and
+written out again.
+
+An import is checked whole before anything is written: every row becomes a case placed
+straight in its state, with one ``import`` history entry, or a row error; with errors,
+nothing is written (unless ``skip_errors``). The external key (source, 编号) makes a second
+import of the same file create nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from loguru import logger
+
+from rectiflow.app.corrections import Corrections
+from rectiflow.engine import deadlines, escalation, history, ledger_rules
+from rectiflow.engine.durations import Duration
+from rectiflow.engine.durations import Unit as DurationUnit
+from rectiflow.engine.errors import PermissionDenied, ValidationError
+from rectiflow.engine.spec import WorkflowSpec
+from rectiflow.engine.storage import ImportedCase, NewCase, NewMeasure, ref_key
+from rectiflow.engine.types import Actor, Case, Escalation, Unit
+
+DONE_MARK = "（已完成）"  # after a measure's text in an exported 整改措施 cell
+SEVERITY_ZH = {"high": "高", "medium": "中", "low": "低"}
+LIGHT_ZH = {"red": "红", "yellow": "黄", "green": "绿"}
+LEVEL_ZH = {
+    "remind": "提醒", "warn": "预警", "supervise": "督办", "notify_public": "通报",
+    "accountability": "问责",
+}  # fmt: skip
+IMMEDIATE = Duration(5, DurationUnit.WORKDAYS)  # 立行立改: counted like a 5wd SLA
+_PAGE = 1000  # cases an export reads at a time
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    row: int  # as Excel numbers it
+    column: str  # the heading as written ("" for the row as a whole)
+    value: str
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    unchanged: int = 0
+    changed: int = 0  # the key exists, the content differs, left alone (no ``update``)
+    updated: int = 0
+    skipped: int = 0  # rows with errors left out (``skip_errors``)
+    errors: list[RowError] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+    changes: dict[int, dict[str, tuple[object, object]]] = field(default_factory=dict)
+    dry_run: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "created": self.created, "unchanged": self.unchanged, "changed": self.changed,
+            "updated": self.updated, "skipped": self.skipped,
+            "errors": [dataclasses.asdict(e) for e in self.errors],
+            "ignored_columns": self.ignored_columns, "dry_run": self.dry_run,
+        }  # fmt: skip
+
+
+class LedgerImportError(ValidationError):
+    """Rows of the ledger are wrong: nothing was written. ``report.errors`` lists them."""
+
+    def __init__(self, report: ImportReport, file: str) -> None:
+        first = report.errors[0]
+        super().__init__(
+            f"{file}: {len(report.errors)} row error(s), nothing imported; first: row "
+            f"{first.row}, {first.column or 'row'}: {first.reason}"
+        )
+        self.report = report
+
+
+@dataclass
+class _Row:
+    """A ledger row turned into a case's values."""
+
+    number: int
+    key: str | None
+    values: dict[str, Any]  # the NewCase fields a ledger sets
+    state: str
+    status: str | None
+    measures: list[tuple[str, bool]]  # (text, marked done)
+    immediate: bool
+
+
+class Ledger(Corrections):
+    """Ledger files in and out."""
+
+    def import_ledger(
+        self,
+        file: str | os.PathLike[str] | BinaryIO,
+        actor: str,
+        *,
+        sheet: str | None = None,
+        source: str | None = None,
+        workflow: str = "rectification",
+        workflow_version: int | None = None,
+        mapping: Mapping[str, str] | None = None,
+        create_units_under: str | None = None,
+        skip_errors: bool = False,
+        dry_run: bool = False,
+        update: bool = False,
+        progress: Callable[[int], None] | None = None,
+        now: dt.datetime | None = None,
+    ) -> ImportReport:
+        """Import a ledger file (xlsx, xls, ods or CSV): one case per row, in its state.
+
+        Raises LedgerImportError (a ValidationError) listing every row error when any row
+        is wrong, unless ``skip_errors``; ``dry_run`` checks and counts without writing;
+        ``update`` applies a changed row to its case as one ``edit`` history entry."""
+        from rectiflow.formats.ledger_read import read_ledger
+
+        now = self._now(now)
+        spec = self.workflow(workflow, workflow_version)
+        who = self.store.get_actor(actor)
+        if who is None or not set(who.roles) & set(spec.permissions["open"]):
+            raise PermissionDenied(
+                actor, f"import a ledger: needs one of {spec.permissions['open']}"
+            )
+        sheet_read = read_ledger(file, sheet=sheet, mapping=mapping or {})
+        report = ImportReport(ignored_columns=sheet_read.ignored_columns, dry_run=dry_run)
+        reader = _RowReader(self, spec, who, source, create_units_under, now)
+        rows: list[_Row] = []
+        seen: dict[str, int] = {}
+        for n, ledger_row in enumerate(sheet_read.rows, 1):
+            row = reader.read(ledger_row.number, ledger_row.cells, report.errors)
+            key = row.key if row is not None else None
+            if row is not None and key is not None and key in seen:
+                ref = row.values["ref"]
+                report.errors.append(RowError(
+                    row.number, sheet_read.fields.get("ref", ""), str(ref),
+                    f"ref {ref} is also on row {seen[key]}",
+                ))  # fmt: skip
+            elif row is not None:
+                if key is not None:
+                    seen[key] = row.number
+                rows.append(row)
+            if progress is not None:
+                progress(n)
+        failed = {e.row for e in report.errors}
+        if failed and not skip_errors:
+            raise LedgerImportError(report, _name(file))
+        report.skipped = len(failed)
+        rows = [r for r in rows if r.number not in failed]
+
+        existing = self.store.cases_by_ref([r.key for r in rows if r.key is not None])
+        co_units = self.store.co_units_of([c.id for c in existing.values()])
+        fresh: list[_Row] = []
+        for row in rows:
+            case = existing.get(row.key) if row.key is not None else None
+            if case is None:
+                fresh.append(row)
+                continue
+            changes = _differences(case, co_units.get(case.id, []), row.values)
+            if not changes:
+                report.unchanged += 1
+            elif update:
+                report.updated += 1
+                report.changes[case.id] = changes
+            else:
+                report.changed += 1
+                report.changes[case.id] = changes
+        report.created = len(fresh)
+        if dry_run:
+            return report
+        for unit in reader.to_create.values():  # --create-units: only now, when writing
+            self.add_unit(unit.code, unit.name, parent=unit.parent)
+        self.store.import_cases(
+            len(fresh),
+            lambda ids: [reader.build(i, row, actor) for i, row in zip(ids, fresh, strict=True)],
+        )
+        if update:
+            for case_id, changes in report.changes.items():
+                # None leaves a field as it is in an edit; an empty text clears it
+                fields: dict[str, Any] = {
+                    name: "" if new is None else new for name, (_old, new) in changes.items()
+                }
+                self.edit_case(case_id, actor, now=now, comment=f"ledger {_name(file)}", **fields)
+        logger.bind(action="import").info(
+            "ledger {file}: {created} created, {unchanged} unchanged, {changed} changed, "
+            "{updated} updated, {skipped} skipped",
+            file=_name(file), created=report.created, unchanged=report.unchanged,
+            changed=report.changed, updated=report.updated, skipped=report.skipped,
+        )  # fmt: skip
+        return report
+
+    def ledger_rows(
+        self,
+        *,
+        unit: str | None = None,
+        states: Sequence[str] = (),
+        open_only: bool = False,
+        now: dt.datetime | None = None,
+    ) -> Iterator[dict[str, object]]:
+        """The ledger as the rows of an export (keys: the export's Chinese headings), a
+        page of cases at a time, each table read once a page."""
+        now = self._now(now)
+        unit_paths = None
+        if unit is not None:
+            unit_paths = [self.get_unit(unit).path]
+        names = {u.code: u.name for u in self.list_units()}
+        number = offset = 0
+        while True:
+            page = self.store.find_cases(limit=_PAGE, offset=offset, unit_paths=unit_paths)
+            if not page:
+                return
+            offset += len(page)
+            ids = [c.id for c in page]
+            measures = self.store.measures_of(ids)
+            escalations = self.store.escalations_of(ids)
+            notes = self.store.notes_of(ids)
+            co_units = self.store.co_units_of(ids)
+            for case in page:
+                spec = self.workflow(case.workflow, case.workflow_version)
+                final = spec.states[case.state].final
+                if (states and case.state not in states) or (open_only and final):
+                    continue
+                number += 1
+                yield _export_row(
+                    self, spec, case, number, names, now,
+                    measures.get(case.id, []), escalations.get(case.id, []),
+                    notes.get(case.id, []), co_units.get(case.id, []),
+                )  # fmt: skip
+
+    def export_ledger(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        unit: str | None = None,
+        states: Sequence[str] = (),
+        open_only: bool = False,
+        title: str | None = None,
+        now: dt.datetime | None = None,
+    ) -> int:
+        """Write the ledger to ``path`` (.xlsx or .csv); returns the number of cases."""
+        from rectiflow.formats.ledger_write import write_ledger
+
+        now = self._now(now)
+        local = now.astimezone(self.tz)
+        if title is None:
+            scope = self.get_unit(unit).name if unit is not None else ""
+            title = f"{scope}问题整改台账（截至{local:%Y年%m月%d日}）"
+        rows = self.ledger_rows(unit=unit, states=states, open_only=open_only, now=now)
+        return write_ledger(path, title, rows)
+
+
+class _RowReader:
+    """Turns ledger rows into case values, collecting row errors."""
+
+    def __init__(
+        self, engine: Ledger, spec: WorkflowSpec, actor: Actor, source: str | None,
+        create_units_under: str | None, now: dt.datetime,
+    ) -> None:  # fmt: skip
+        self.engine, self.spec, self.actor, self.source, self.now = engine, spec, actor, source, now
+        self.parent = engine.get_unit(create_units_under) if create_units_under else None
+        units = engine.list_units()
+        self.by_code = {u.code: u for u in units}
+        self.by_name = {u.name: u for u in units}
+        self.labels = {
+            label: name for name, state in spec.states.items()
+            if (label := state.labels.get("zh"))
+        }  # fmt: skip
+        self.to_create: dict[str, Unit] = {}
+
+    def read(
+        self, number: int, cells: Mapping[str, tuple[str, object]], errors: list[RowError]
+    ) -> _Row | None:
+        before = len(errors)
+
+        def fail(name: str, reason: str) -> None:
+            heading, value = cells.get(name, ("", None))
+            errors.append(RowError(number, heading, "" if value is None else str(value), reason))
+
+        def text(name: str) -> str | None:
+            value = cells.get(name, ("", None))[1]
+            if value is None:
+                return None
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)  # 序号 1 read from a spreadsheet as 1.0
+            written = str(value).strip()
+            return written or None
+
+        title = text("title")
+        if title is None:
+            fail("title", "a problem (问题) is required")
+        ref = text("ref")
+        source = self.source or text("source")
+        values: dict[str, Any] = {
+            "title": title, "ref": ref, "source": source, "category": text("category"),
+            "target": text("target"), "responsible": text("responsible"),
+        }  # fmt: skip
+        try:
+            values["severity"] = ledger_rules.parse_severity(text("severity"))
+        except ValueError as exc:
+            fail("severity", str(exc))
+        status = text("status")
+        state = self.spec.initial
+        try:
+            state = ledger_rules.parse_status(status, self.labels)
+        except ValueError as exc:
+            fail("status", str(exc))
+        if state not in self.spec.states:
+            fail("status", f"workflow {self.spec.name} has no state {state!r}")
+        immediate = False
+        values["due"], values["long_term"] = None, False
+        try:
+            cell = cells.get("deadline", ("", None))[1]
+            if cell is not None and not isinstance(cell, (str, dt.date, int, float)):
+                raise ValueError(f"not a date or a deadline phrase: {cell!r}")
+            deadline = ledger_rules.parse_deadline(cell)
+        except ValueError as exc:
+            fail("deadline", str(exc))
+        else:
+            if deadline is not None:
+                immediate, values["long_term"] = deadline.immediate, deadline.long_term
+                if deadline.day is not None:
+                    values["due"] = self.engine.rules.end_of_day(deadline.day)
+        self._units(text("unit"), text("co_units"), values, fail)
+        measures: list[tuple[str, bool]] = []
+        for item in ledger_rules.split_measures(text("measures")):
+            done = item.endswith(DONE_MARK)
+            measures.append((item.removesuffix(DONE_MARK).strip(), done))
+        if len(errors) > before:
+            return None
+        return _Row(number, ref_key(source, ref), values, state, status, measures, immediate)
+
+    def _units(
+        self, lead_text: str | None, co_text: str | None, values: dict[str, Any],
+        fail: Callable[[str, str], None],
+    ) -> None:  # fmt: skip
+        try:
+            lead, co = ledger_rules.split_units(lead_text)
+        except ValueError as exc:
+            fail("unit", str(exc))
+            return
+        if co_text:
+            try:
+                first, more = ledger_rules.split_units(co_text)
+                co = [*co, first, *more]
+            except ValueError as exc:
+                fail("co_units", str(exc))
+        resolved = []
+        for name in [lead, *co]:
+            unit = self._unit(name)
+            if unit is None:
+                fail("unit" if name == lead else "co_units", f"unknown unit {name}")
+                return
+            if unit.code not in resolved:
+                resolved.append(unit.code)
+        values["unit"] = resolved[0]
+        values["co_units"] = tuple(resolved[1:])
+        if not self.actor.covers(self.by_code[resolved[0]].path):
+            fail("unit", f"{self.actor.name} may not open cases in unit {resolved[0]}")
+
+    def _unit(self, name: str) -> Unit | None:
+        found = self.by_code.get(name) or self.by_name.get(name)
+        if found is not None or self.parent is None:
+            return found
+        # --create-units PARENT: a unit named in the ledger and unknown here is created
+        # under PARENT (when the import writes), with an ASCII code derived from its name.
+        code = "U" + hashlib.sha256(name.encode()).hexdigest()[:8].upper()
+        unit = Unit(code, name, self.parent.code, f"{self.parent.path}{code}/")
+        self.by_code[code] = self.by_name[name] = self.to_create[code] = unit
+        return unit
+
+    def build(self, case_id: int, row: _Row, actor: str) -> ImportedCase:
+        """The case of ``row`` with its reserved id, placed in its state at ``now``."""
+        spec, now, rules = self.spec, self.now, self.engine.rules
+        values = dict(row.values)
+        if row.immediate and values["due"] is None:
+            values["due"] = rules.end_of_day(rules.local_date(rules.add(now, IMMEDIATE)[0]))
+        co_units = values.pop("co_units")
+        draft = Case(
+            id=case_id, workflow=spec.name, workflow_version=spec.version, unit=values["unit"],
+            unit_path=self.by_code[values["unit"]].path, title=values["title"],
+            description=None, category=values["category"], source=values["source"],
+            severity=values["severity"], state=row.state, version=1, created_at=now,
+            stage_entered_at=now, due_at=None, due_provisional=False, due=values["due"],
+            visit=1, next_level=0, next_escalation_at=None, paused_at=None, pause_credit=0,
+            history_seq=1, last_hash="", ref=values["ref"], target=values["target"],
+            responsible=values["responsible"], long_term=values["long_term"],
+        )  # fmt: skip
+        due_at, provisional = deadlines.stage_deadline(rules, spec, draft, row.state, now)
+        draft = dataclasses.replace(draft, due_at=due_at)
+        plan = escalation.plan(rules, spec, draft, now)
+        backfilled = tuple(
+            Escalation(e.case_id, e.visit, e.state, e.level, e.due_at, e.fired_at, True)
+            for e in plan.escalations
+        )
+        done = row.state in ("verify", "closed") or spec.states[row.state].final
+        entry = history.make_entry(
+            case_id, 1, "import", None, row.state, actor, now, row.status, history.GENESIS
+        )
+        new = NewCase(
+            workflow=spec.name, workflow_version=spec.version, state=row.state,
+            created_at=now, stage_entered_at=now, due_at=due_at, due_provisional=provisional,
+            next_level=plan.next_level, next_escalation_at=plan.next_escalation_at,
+            co_units=co_units, **values,
+        )  # fmt: skip
+        measures = tuple(
+            NewMeasure(text, actor, now if (done or marked) else None)
+            for text, marked in row.measures
+        )
+        return ImportedCase(case_id, new, entry, measures, backfilled)
+
+
+_COMPARED = ("title", "category", "source", "target", "responsible", "severity", "unit", "due",
+             "long_term")  # fmt: skip
+
+
+def _differences(
+    case: Case, co_units: list[str], values: Mapping[str, Any]
+) -> dict[str, tuple[object, object]]:
+    """The fields a row would change on its case: name -> (old, new). State and measures
+    move through the workflow, not through a correction, so they are not compared."""
+    changes: dict[str, tuple[object, object]] = {}
+    for name in _COMPARED:
+        old, new = getattr(case, name), values.get(name)
+        if name == "due" and values.get("due") is None and case.due is not None:
+            continue  # 立行立改 was counted from the first import's day
+        if old != new:
+            changes[name] = (old, new)
+    if sorted(co_units) != sorted(values.get("co_units", ())):
+        changes["co_units"] = (tuple(co_units), tuple(values.get("co_units", ())))
+    return changes
+
+
+def _export_row(
+    engine: Ledger, spec: WorkflowSpec, case: Case, number: int, names: Mapping[str, str],
+    now: dt.datetime, measures: Sequence[Any], escalations: Sequence[Escalation],
+    notes: Sequence[Any], co_units: Sequence[str],
+) -> dict[str, object]:  # fmt: skip
+    local = engine.tz
+    due = case.due or (case.due_at if case.state == spec.due_state else None)
+    deadline: object = due.astimezone(local).date() if due is not None else None
+    if case.long_term:
+        deadline = f"{deadline:%Y-%m-%d}，长期坚持" if deadline is not None else "长期坚持"
+    light = deadlines.light(engine.rules, spec, case, now)
+    reached = [e.level for e in escalations if e.visit == case.visit]
+    closed = spec.states[case.state].final and case.state != "dismissed"
+    return {
+        "序号": number,
+        "编号": case.ref if case.ref is not None else str(case.id),
+        "问题类别": case.category,
+        "存在问题": case.title,
+        "问题来源": case.source,
+        "整改目标": case.target,
+        "整改措施": "\n".join(
+            f"{i}.{m.text}{DONE_MARK if m.done else ''}" for i, m in enumerate(measures, 1)
+        ),
+        "责任单位": names.get(case.unit, case.unit),
+        "配合单位": "、".join(names.get(u, u) for u in co_units),
+        "责任人": case.responsible,
+        "整改时限": deadline,
+        "严重程度": SEVERITY_ZH.get(case.severity, case.severity),
+        "当前状态": spec.states[case.state].labels.get("zh", case.state),
+        "灯色": LIGHT_ZH.get(str(light), "") if light is not None else "",
+        "督办等级": LEVEL_ZH.get(reached[-1], reached[-1]) if reached else "",
+        "最新进展": notes[-1].text if notes else "",
+        "销号时间": case.stage_entered_at.astimezone(local).date() if closed else None,
+    }
+
+
+def _name(file: object) -> str:
+    if isinstance(file, (str, os.PathLike)):
+        return os.fspath(file)
+    return str(getattr(file, "name", "<ledger>"))
