@@ -104,6 +104,7 @@ class Deadlines(Calendar):
             rows = [
                 (case.id, "dispatch", None, role, escalation.dispatch_key(case.id, period, role))
                 for case in batch for role in roles
+                if not self.workflow(case.workflow, case.workflow_version).states[case.state].final
             ]  # fmt: skip
             written += self.store.add_notifications(rows, now)
             after = batch[-1].id

@@ -148,7 +148,11 @@ class DeadlineRecords(SqlTransactions):
         noted = sa.select(note_t.c.id).where(note_t.c.case_id == case_t.c.id, note_t.c.at >= since)
         stmt = (
             SELECT_CASE.where(
-                case_t.c.due_at.is_not(None), case_t.c.id > after_id, ~sa.exists(noted)
+                # open: a stage deadline runs, or a long-term item (no deadline; the caller
+                # leaves out those in a final state)
+                sa.or_(case_t.c.due_at.is_not(None), case_t.c.long_term),
+                case_t.c.id > after_id,
+                ~sa.exists(noted),
             )
             .order_by(case_t.c.id)
             .limit(limit)

@@ -425,7 +425,8 @@ class MemoryStore(MemoryLedger):
         with self._lock:
             found = [
                 self._cases[i] for i in sorted(self._cases)
-                if i > after_id and self._cases[i].due_at is not None
+                if i > after_id
+                and (self._cases[i].due_at is not None or self._cases[i].long_term)
                 and not any(n.at >= since for n in self._notes[i])
             ]  # fmt: skip
         return found[:limit]
