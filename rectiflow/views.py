@@ -43,6 +43,7 @@ def case_dict(
     history: Sequence[HistoryEntry] | None = None,
     escalations: Sequence[Escalation] = (),
     notes: Sequence[Note] = (),
+    co_units: Sequence[str] = (),
 ) -> dict[str, Any]:
     light = engine.light(case, now)
     data: dict[str, Any] = {
@@ -55,6 +56,11 @@ def case_dict(
         "category": case.category,
         "source": case.source,
         "severity": case.severity,
+        "ref": case.ref,
+        "target": case.target,
+        "responsible": case.responsible,
+        "co_units": list(co_units),
+        "long_term": case.long_term,
         "state": case.state,
         "version": case.version,
         "created_at": _local_iso(case.created_at, engine),
@@ -84,6 +90,7 @@ def case_dict(
                 "visit": e.visit,
                 "due_at": _local_iso(e.due_at, engine),
                 "at": _local_iso(e.fired_at, engine),
+                "backfilled": e.backfilled,
             }
             for e in escalations
         ],

@@ -105,7 +105,7 @@ class Corrections(Cases):
                 change.update(self._new_visit(spec, case, change, now))
             entry = history.make_entry(
                 case_id, case.history_seq + 1, "edit", case.state, case.state, actor, now,
-                _describe(changes, comment), case.last_hash,
+                _describe(changes, comment, self.tz), case.last_hash,
             )  # fmt: skip
             if "co_units" in changes:
                 tx.set_co_units(changes["co_units"][1])
@@ -136,12 +136,12 @@ def _fields(case: Case) -> dict[str, Any]:
     return {name: getattr(case, name) for name in case.__dataclass_fields__}
 
 
-def _describe(changes: dict[str, tuple[object, object]], comment: str | None) -> str:
+def _describe(changes: dict[str, tuple[object, object]], comment: str | None, tz: dt.tzinfo) -> str:
     def show(value: object) -> str:
         if value is None or value == ():
             return "—"
-        if isinstance(value, dt.datetime):
-            return value.isoformat()
+        if isinstance(value, dt.datetime):  # in local time, as people wrote it
+            return value.astimezone(tz).isoformat(timespec="seconds")
         if isinstance(value, tuple):
             return "、".join(str(v) for v in value)
         return str(value)

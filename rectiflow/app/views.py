@@ -66,4 +66,5 @@ class Views(Cases):
             case, self, now=self._now(now), measures=self.measures(case_id),
             history=self.history(case_id), escalations=self.escalations(case_id),
             notes=self.notes(case_id),
+            co_units=self.store.co_units_of([case_id]).get(case_id, ()),
         )  # fmt: skip

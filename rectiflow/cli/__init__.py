@@ -18,7 +18,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from rectiflow.cli import admin, cases, operate
+from rectiflow.cli import admin, cases, ledger, operate
 from rectiflow.cli.common import Settings
 from rectiflow.engine.errors import RectiflowError
 
@@ -98,6 +98,7 @@ def root(
 admin.register(app)
 cases.register(app)
 operate.register(app)
+ledger.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

@@ -51,6 +51,7 @@ class _Listing(Protocol):
     def measures_of(self, case_ids: Sequence[int]) -> dict[int, list[Measure]]: ...
     def escalations_of(self, case_ids: Sequence[int]) -> dict[int, list[Escalation]]: ...
     def notes_of(self, case_ids: Sequence[int]) -> dict[int, list[Note]]: ...
+    def co_units_of(self, case_ids: Sequence[int]) -> dict[int, list[str]]: ...
 
 
 case_app = typer.Typer(
@@ -89,6 +90,21 @@ def case_open(
         str | None,
         typer.Option(metavar="DATE", help="Fix the rectification deadline (YYYY-MM-DD)."),
     ] = None,
+    ref: Annotated[
+        str | None, typer.Option(help="Its number in your own ledger (编号), unique per source.")
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="The rectification target (整改目标).")] = None,
+    responsible: Annotated[
+        str | None, typer.Option(help="The responsible person (责任人), as written.")
+    ] = None,
+    co_unit: Annotated[
+        list[str] | None,
+        typer.Option("--co-unit", metavar="CODE", help="A co-responsible unit (repeatable)."),
+    ] = None,
+    long_term: Annotated[
+        bool,
+        typer.Option("--long-term", help="长期坚持: without --due, no deadline while rectifying."),
+    ] = False,
     json: JsonOption = False,
 ) -> None:
     """Put a problem on the ledger; prints the new case id.
@@ -99,7 +115,8 @@ def case_open(
     case = engine.open_case(
         actor, unit=unit, title=title, workflow=name, workflow_version=version,
         severity=severity, category=category, source=source, description=description,
-        due=parse_due(due, engine),
+        due=parse_due(due, engine), ref=ref, target=target, responsible=responsible,
+        co_units=co_unit or (), long_term=long_term,
     )  # fmt: skip
     if json:
         print_json(engine.case_view(case.id))
@@ -127,8 +144,13 @@ def case_show(engine: Engine, case_id: CaseId, json: JsonOption = False) -> None
             ("workflow", f"{data['workflow']}@{data['workflow_version']}"),
             ("state", f"{state_label(engine, data)}  (version {data['version']})"),
             ("severity", data["severity"]),
+            ("ref", data["ref"]),
             ("category", data["category"]),
             ("source", data["source"]),
+            ("target", data["target"]),
+            ("responsible", data["responsible"]),
+            ("co-units", "、".join(f"{c} {units.get(c, '')}" for c in data["co_units"]) or None),
+            ("long-term", "长期坚持" if data["long_term"] else None),
             ("opened", stamp(data["created_at"], engine)),
             ("stage since", stamp(data["stage_entered_at"], engine)),
             ("stage due", due),
@@ -160,7 +182,8 @@ def case_show(engine: Engine, case_id: CaseId, json: JsonOption = False) -> None
     )  # fmt: skip
     _print_rows(
         "escalations", ("level", "stage", "visit", "due at", "fired at"),
-        [(e["level"], e["state"], e["visit"], stamp(e["due_at"], engine), stamp(e["at"], engine))
+        [(e["level"], e["state"], e["visit"], stamp(e["due_at"], engine),
+          stamp(e["at"], engine) + (" (backfilled at import)" if e["backfilled"] else ""))
          for e in data["escalations"]],
     )  # fmt: skip
     nexts = engine.triggers(case_id)
@@ -216,6 +239,9 @@ def case_list(
         ),
     ] = None,
     offset: Annotated[int, typer.Option(min=0, help="Skip this many cases first.")] = 0,
+    include_co: Annotated[
+        bool, typer.Option("--include-co", help="With --unit: also cases it co-works (配合).")
+    ] = False,
     json: JsonOption = False,
 ) -> None:
     """The ledger: cases by id, filtered by unit, state, light, severity, text, dates...
@@ -243,7 +269,7 @@ def case_list(
         "opened_since": opened_since and parse_day_or_time(opened_since, engine, "--opened-since"),
         "opened_before": opened_before
         and parse_day_or_time(opened_before, engine, "--opened-before"),
-        "overdue_at": now if overdue else None,
+        "overdue_at": now if overdue else None, "include_co": include_co,
     }  # fmt: skip
     if limit is None and not json and is_terminal():
         limit = PAGE
@@ -259,11 +285,12 @@ def case_list(
     if json:
         ids = [c.id for c in cases]
         measures, escalations = store.measures_of(ids), store.escalations_of(ids)
-        notes = store.notes_of(ids)
+        notes, co_units = store.notes_of(ids), store.co_units_of(ids)
         print_json([
             views.case_dict(
                 c, engine, now=now, measures=measures.get(c.id, ()),
                 escalations=escalations.get(c.id, ()), notes=notes.get(c.id, ()),
+                co_units=co_units.get(c.id, ()),
             )
             for c in cases
         ])  # fmt: skip
