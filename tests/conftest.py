@@ -29,15 +29,19 @@ KEPT_VARIABLES = {"RECTIFLOW_REQUIRE_POSTGRES"}
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _no_rectiflow_environment() -> Iterator[None]:
+def _no_rectiflow_environment(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
     """Run every test, and the session fixtures, as if no RECTIFLOW_* variable were set: a
     developer's RECTIFLOW_TZ or RECTIFLOW_DB must not change what a test sees. Session
     scope, so that session fixtures (a ledger template built through the CLI) see it too;
-    a test that needs one sets it with ``monkeypatch.setenv``."""
+    a test that needs one sets it with ``monkeypatch.setenv``. The one exception: the
+    workflow cache goes to a folder of the session, not to the user's ~/.cache."""
     with pytest.MonkeyPatch.context() as patch:
         for name in list(os.environ):
             if name.startswith("RECTIFLOW_") and name not in KEPT_VARIABLES:
                 patch.delenv(name)
+        patch.setenv("RECTIFLOW_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
         yield
 
 

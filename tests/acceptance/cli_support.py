@@ -104,7 +104,10 @@ class Cli:
 
     @staticmethod
     def _env(extra: dict[str, str] | None) -> dict[str, str]:
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("RECTIFLOW_")}
+        environment = {
+            k: v for k, v in os.environ.items()
+            if not k.startswith("RECTIFLOW_") or k == "RECTIFLOW_CACHE_DIR"  # the session's
+        }  # fmt: skip
         environment.update(extra or {})
         return environment
 
