@@ -147,21 +147,32 @@ class Ledger(Corrections):
                 rows.append(row)
             if progress is not None:
                 progress(n)
-        failed = {e.row for e in report.errors}
-        if failed and not skip_errors:
-            raise LedgerImportError(report, _name(file))
-        report.skipped = len(failed)
-        rows = [r for r in rows if r.number not in failed]
-
-        existing = self.store.cases_by_ref([r.key for r in rows if r.key is not None])
+        # The rows whose key exists are compared before the all-or-nothing check, so that
+        # a change ``update`` may not apply is a row error like any other.
+        refused = {e.row for e in report.errors}
+        candidates = [r for r in rows if r.number not in refused]
+        existing = self.store.cases_by_ref([r.key for r in candidates if r.key is not None])
         co_units = self.store.co_units_of([c.id for c in existing.values()])
         fresh: list[_Row] = []
-        for row in rows:
+        compared: list[tuple[_Row, Case, dict[str, tuple[object, object]]]] = []
+        for row in candidates:
             case = existing.get(row.key) if row.key is not None else None
             if case is None:
                 fresh.append(row)
                 continue
             changes = _differences(case, co_units.get(case.id, []), row.values)
+            if changes and update and (reason := self._not_editable(case, who, row.values)):
+                report.errors.append(
+                    RowError(row.number, sheet_read.fields.get("ref", ""), str(case.ref), reason)
+                )
+                continue
+            compared.append((row, case, changes))
+        failed = {e.row for e in report.errors}
+        if failed and not skip_errors:
+            raise LedgerImportError(report, _name(file))
+        report.skipped = len(failed)
+        fresh = [r for r in fresh if r.number not in failed]
+        for _row, case, changes in compared:
             if not changes:
                 report.unchanged += 1
             elif update:
@@ -193,6 +204,22 @@ class Ledger(Corrections):
             changed=report.changed, updated=report.updated, skipped=report.skipped,
         )  # fmt: skip
         return report
+
+    def _not_editable(self, case: Case, who: Actor, values: Mapping[str, Any]) -> str | None:
+        """Why ``update`` could not apply a row to its case (as ``edit_case`` would refuse
+        it), checked before anything is written; None when it can."""
+        spec = self.workflow(case.workflow, case.workflow_version)
+        if spec.states[case.state].final:
+            return f"case {case.id} is {case.state} (a final state): it cannot be updated"
+        roles = set(spec.permissions.get("edit", ("supervisor",)))
+        if case.state == spec.initial:
+            roles |= set(spec.permissions["open"])
+        paths = [case.unit_path]
+        if values.get("unit") not in (None, case.unit):
+            paths.append(self.get_unit(values["unit"]).path)
+        if not set(who.roles) & roles or not all(who.covers(p) for p in paths):
+            return f"{who.name} may not edit case {case.id}"
+        return None
 
     def ledger_rows(
         self,

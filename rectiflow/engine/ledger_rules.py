@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 __all__ = [
     "Deadline",
+    "escape_formula_guard",
+    "needs_formula_guard",
     "neutralise_formula",
     "parse_deadline",
     "parse_severity",
@@ -353,16 +355,30 @@ def _compact(text: str) -> str:
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+def needs_formula_guard(text: str) -> bool:
+    """Whether a spreadsheet could read the text as a formula (possibly behind apostrophes)."""
+    return text.lstrip("'").startswith(_FORMULA_START)
+
+
 def neutralise_formula(text: str) -> str:
     """Prefix an apostrophe to a cell a spreadsheet would run as a formula (OWASP).
 
     A text whose apostrophes are followed by such a character gets one too, so that
     ``strip_formula_guard`` gives back exactly what was written.
     """
-    return "'" + text if text.lstrip("'").startswith(_FORMULA_START) else text
+    return "'" + text if needs_formula_guard(text) else text
+
+
+def escape_formula_guard(text: str) -> str:
+    """``text`` with one more apostrophe only where ``strip_formula_guard`` would remove one.
+
+    For typed string cells (XLSX), which are never formulas, so that an apostrophe the
+    text really starts with survives the import.
+    """
+    return "'" + text if text.startswith("'") and needs_formula_guard(text) else text
 
 
 def strip_formula_guard(text: str) -> str:
     """Undo ``neutralise_formula``: drop the one apostrophe it added."""
-    guarded = text.startswith("'") and text.lstrip("'").startswith(_FORMULA_START)
+    guarded = text.startswith("'") and needs_formula_guard(text)
     return text[1:] if guarded else text

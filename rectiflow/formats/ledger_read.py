@@ -20,8 +20,8 @@ import charset_normalizer
 import python_calamine
 
 from rectiflow.engine.errors import ValidationError
+from rectiflow.engine.ledger_rules import strip_formula_guard
 from rectiflow.formats import ledger_columns
-from rectiflow.formats._guard import strip_formula_guard
 
 HEADER_SEARCH_ROWS = 10
 _SAMPLE = 256 * 1024

@@ -19,7 +19,11 @@ from typing import Any
 import xlsxwriter
 
 from rectiflow.engine.errors import UsageError
-from rectiflow.formats._guard import escape_guard, needs_guard, neutralise_formula
+from rectiflow.engine.ledger_rules import (
+    escape_formula_guard,
+    needs_formula_guard,
+    neutralise_formula,
+)
 from rectiflow.formats.ledger_columns import EXPORT_HEADINGS
 
 XLSX_MAX_TEXT = 32767  # Excel's limit for one cell
@@ -191,13 +195,13 @@ def _write_cell(
     else:
         text = str(value)
         fmt = formats.light.get(text, formats.text) if light else formats.text
-        if needs_guard(text):
+        if needs_formula_guard(text):
             fmt = formats.quoted
         sheet.write_string(row, col, _xlsx_text(text), fmt)
 
 
 def _xlsx_text(text: str) -> str:
-    text = escape_guard(text)
+    text = escape_formula_guard(text)
     if len(text) > XLSX_MAX_TEXT:  # Excel cannot hold more; say so in the cell
         text = text[: XLSX_MAX_TEXT - 1] + "…"
     return text
