@@ -80,6 +80,14 @@ class ConflictError(RectiflowError):
         super().__init__(f"case {case_id} changed: {detail}", case_id=case_id)
 
 
+class AlreadyTaken(ConflictError):
+    """A period's snapshot exists: it is frozen, and taking it again changes nothing."""
+
+    def __init__(self, period: str) -> None:
+        self.period = period
+        RectiflowError.__init__(self, f"the snapshot of {period} was taken already: it is frozen")
+
+
 class PermissionDenied(RectiflowError):
     """The actor is unknown, lacks the role, or the case is outside the actor's units."""
 

@@ -182,3 +182,50 @@ class Health:
     swept_ago: dt.timedelta | None
     oldest_undelivered_at: dt.datetime | None
     undelivered: int
+
+
+@dataclass(frozen=True, slots=True)
+class CaseStanding:
+    """Where a case stands, as the store aggregates it for reports in one query: its row's
+    figures, its measures counted, and the levels recorded in its current visit."""
+
+    id: int
+    workflow: str
+    workflow_version: int
+    unit: str
+    unit_path: str
+    category: str | None
+    source: str | None
+    severity: str
+    state: str
+    paused: bool
+    long_term: bool
+    due_at: dt.datetime | None
+    stage_entered_at: dt.datetime
+    visit: int
+    measures: int
+    measures_done: int
+    measures_late: int  # not done, and past their own due date
+    levels: tuple[str, ...]  # recorded this visit, in no set order
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotInfo:
+    period: str  # 2026-03 or 2026-Q1
+    kind: str  # month or quarter
+    as_of: dt.datetime
+    taken_at: dt.datetime
+    taken_by: str  # an actor, or "daemon"
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotCase:
+    period: str
+    case_id: int
+    unit: str
+    unit_path: str
+    category: str
+    light: str | None
+    state: str
+    due_at: dt.datetime | None
+    level: str | None  # the highest level reached in the visit

@@ -25,6 +25,7 @@ from rectiflow.store.daemons import DaemonRecords
 from rectiflow.store.deadlines import DeadlineRecords
 from rectiflow.store.ledger import LedgerRecords
 from rectiflow.store.reads import CASE_BY_ID, MEASURES_OF_CASE, CaseReads, case_of
+from rectiflow.store.reports import ReportRecords
 from rectiflow.store.tables import (
     actor_t,
     actor_unit_t,
@@ -159,7 +160,7 @@ class SqlCaseTx:
         return Note(**stmt.dicts(self.cursor, values)[0])
 
 
-class SqlStore(CaseReads, DeadlineRecords, LedgerRecords, DaemonRecords):
+class SqlStore(CaseReads, DeadlineRecords, LedgerRecords, ReportRecords, DaemonRecords):
     """The store on SQLite or PostgreSQL through one SQLAlchemy engine."""
 
     def __init__(self, url: str) -> None:

@@ -208,6 +208,37 @@ class NoteRow(SQLModel, table=True):
     text: str
 
 
+class SnapshotRow(SQLModel, table=True):
+    """A period's frozen report (``2026-03``, ``2026-Q1``): taken once, never changed."""
+
+    __tablename__ = "snapshot"
+    period: str = Field(primary_key=True, max_length=16)
+    kind: str = Field(max_length=8)  # month or quarter
+    as_of: dt.datetime = _time()
+    taken_at: dt.datetime = _time()
+    taken_by: str
+
+
+class SnapshotCaseRow(SQLModel, table=True):
+    __tablename__ = "snapshot_case"
+    period: str = Field(foreign_key="snapshot.period", primary_key=True, max_length=16)
+    case_id: int = Field(primary_key=True)
+    unit: str
+    unit_path: str
+    category: str = Field(max_length=32)
+    light: str | None = Field(default=None, max_length=8)
+    state: str = Field(max_length=64)
+    due_at: dt.datetime | None = _time(default=None)
+    level: str | None = Field(default=None, max_length=32)
+
+
+class SnapshotUnitRow(SQLModel, table=True):
+    __tablename__ = "snapshot_unit"
+    period: str = Field(foreign_key="snapshot.period", primary_key=True, max_length=16)
+    unit: str = Field(primary_key=True)
+    figures: str = Field(sa_type=sa.Text)  # JSON: the unit's tally, its subtree rolled up
+
+
 class CalendarDayRow(SQLModel, table=True):
     __tablename__ = "calendar_day"
     day: dt.date = Field(primary_key=True)
@@ -228,4 +259,7 @@ escalation_t: sa.Table = EscalationRow.__table__  # type: ignore[attr-defined]
 notification_t: sa.Table = NotificationRow.__table__  # type: ignore[attr-defined]
 daemon_t: sa.Table = DaemonRow.__table__  # type: ignore[attr-defined]
 note_t: sa.Table = NoteRow.__table__  # type: ignore[attr-defined]
+snapshot_t: sa.Table = SnapshotRow.__table__  # type: ignore[attr-defined]
+snapshot_case_t: sa.Table = SnapshotCaseRow.__table__  # type: ignore[attr-defined]
+snapshot_unit_t: sa.Table = SnapshotUnitRow.__table__  # type: ignore[attr-defined]
 calendar_t: sa.Table = CalendarDayRow.__table__  # type: ignore[attr-defined]

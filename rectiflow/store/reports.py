@@ -1,0 +1,150 @@
+"""Reports in the SQL store: where every case stands, in one aggregate query, and the
+frozen snapshots of each period."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from rectiflow.engine.errors import AlreadyTaken
+from rectiflow.engine.types import CaseStanding, SnapshotCase, SnapshotInfo
+from rectiflow.store.fast import Prepared
+from rectiflow.store.tables import (
+    UTCDateTime,
+    case_t,
+    escalation_t,
+    measure_t,
+    snapshot_case_t,
+    snapshot_t,
+    snapshot_unit_t,
+    unit_t,
+)
+from rectiflow.store.transactions import SqlTransactions
+
+_FETCH = 5000  # rows taken off the cursor at a time: a report streams, it does not hold
+
+
+class ReportRecords(SqlTransactions):
+    """Mixed into SqlStore."""
+
+    def _standings_statement(self, unit_paths: Sequence[str] | None) -> Any:
+        c, m, e = case_t.c, measure_t.c, escalation_t.c
+        now = sa.bindparam("now", type_=UTCDateTime())
+        counted = (
+            sa.select(
+                m.case_id,
+                sa.func.count().label("n"),
+                sa.func.count(m.done_at).label("done"),
+                sa.func.sum(sa.case((sa.and_(m.done_at.is_(None), m.due < now), 1), else_=0)).label(
+                    "late"
+                ),
+            )
+            .group_by(m.case_id)
+            .subquery("m")
+        )
+        concat = sa.func.group_concat if self.is_sqlite else sa.func.string_agg
+        reached = (
+            sa.select(e.case_id, concat(e.level, ",").label("levels"))
+            .select_from(escalation_t.join(case_t, sa.and_(c.id == e.case_id, c.visit == e.visit)))
+            .group_by(e.case_id)
+            .subquery("e")
+        )
+        stmt = (
+            sa.select(
+                c.id, c.workflow, c.workflow_version, c.unit, unit_t.c.path, c.category,
+                c.source, c.severity, c.state, c.paused_at.is_not(None), c.long_term,
+                c.due_at, c.stage_entered_at, c.visit,
+                sa.func.coalesce(counted.c.n, 0), sa.func.coalesce(counted.c.done, 0),
+                sa.func.coalesce(counted.c.late, 0), reached.c.levels,
+            )
+            .select_from(
+                case_t.join(unit_t, unit_t.c.code == c.unit)
+                .outerjoin(counted, counted.c.case_id == c.id)
+                .outerjoin(reached, reached.c.case_id == c.id)
+            )
+            .order_by(c.id)
+        )  # fmt: skip
+        if unit_paths is not None:
+            stmt = stmt.where(
+                sa.or_(*(unit_t.c.path.startswith(p, autoescape=True) for p in unit_paths))
+            )
+        return stmt
+
+    def case_standings(
+        self, now: dt.datetime, unit_paths: Sequence[str] | None = None
+    ) -> Iterator[CaseStanding]:
+        prepared = Prepared(self._standings_statement(unit_paths), self.engine.dialect, None)
+        due_at, entered = 11, 12  # the time columns, converted by their type
+        to_time = UTCDateTime().process_result_value
+        with self._cursor(write=False) as cursor:
+            prepared.execute(cursor, {"now": now})
+            while rows := cursor.fetchmany(_FETCH):
+                for r in rows:
+                    yield CaseStanding(
+                        r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], bool(r[9]),
+                        bool(r[10]), to_time(r[due_at], self.engine.dialect),
+                        to_time(r[entered], self.engine.dialect),  # type: ignore[arg-type]
+                        r[13], int(r[14]), int(r[15]), int(r[16]),
+                        tuple(r[17].split(",")) if r[17] else (),
+                    )  # fmt: skip
+
+    def save_snapshot(
+        self, info: SnapshotInfo, cases: Iterable[SnapshotCase], units: Mapping[str, Any]
+    ) -> None:
+        keys = [col.key for col in snapshot_case_t.c]
+        try:
+            with self._write() as conn:
+                conn.execute(snapshot_t.insert().values(
+                    period=info.period, kind=info.kind, as_of=info.as_of,
+                    taken_at=info.taken_at, taken_by=info.taken_by,
+                ))  # fmt: skip
+                batch: list[dict[str, Any]] = []
+                for case in cases:
+                    batch.append({k: getattr(case, k) for k in keys})
+                    if len(batch) == _FETCH:
+                        conn.execute(snapshot_case_t.insert(), batch)
+                        batch = []
+                if batch:
+                    conn.execute(snapshot_case_t.insert(), batch)
+                rows = [
+                    {"period": info.period, "unit": code, "figures": json.dumps(figures)}
+                    for code, figures in units.items()
+                ]
+                if rows:
+                    conn.execute(snapshot_unit_t.insert(), rows)
+        except sa.exc.IntegrityError as exc:
+            if self.get_snapshot(info.period) is not None:
+                raise AlreadyTaken(info.period) from exc
+            raise
+
+    def get_snapshot(self, period: str) -> SnapshotInfo | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(snapshot_t).where(snapshot_t.c.period == period)).first()
+        return SnapshotInfo(**row._mapping) if row is not None else None
+
+    def list_snapshots(self) -> list[SnapshotInfo]:
+        with self._read() as conn:
+            rows = conn.execute(sa.select(snapshot_t).order_by(snapshot_t.c.period))
+            return [SnapshotInfo(**r._mapping) for r in rows]
+
+    def snapshot_cases(
+        self, period: str, unit_paths: Sequence[str] | None = None
+    ) -> list[SnapshotCase]:
+        s = snapshot_case_t.c
+        stmt = sa.select(snapshot_case_t).where(s.period == period).order_by(s.case_id)
+        if unit_paths is not None:
+            stmt = stmt.where(
+                sa.or_(*(s.unit_path.startswith(p, autoescape=True) for p in unit_paths))
+            )
+        with self._read() as conn:
+            return [SnapshotCase(**r._mapping) for r in conn.execute(stmt)]
+
+    def snapshot_units(self, period: str) -> dict[str, Any]:
+        s = snapshot_unit_t.c
+        stmt = sa.select(s.unit, s.figures).where(s.period == period).order_by(s.unit)
+        with self._read() as conn:
+            return {unit: json.loads(figures) for unit, figures in conn.execute(stmt)}
