@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypedDict
 
@@ -27,12 +27,15 @@ from rectiflow.engine.escalation import EscalationPlan
 from rectiflow.engine.types import (
     Actor,
     Case,
+    CaseStanding,
     DaemonBeat,
     Escalation,
     HistoryEntry,
     Measure,
     Note,
     Notification,
+    SnapshotCase,
+    SnapshotInfo,
     Unit,
     WorkflowRecord,
 )
@@ -321,6 +324,37 @@ class Store(Protocol):
         hashes each case's history entry with its id), and write every case, co-unit,
         measure, history entry and backfilled escalation it returns; all or nothing. A
         duplicate external key raises ``ValidationError``. Returns the ids written."""
+        ...
+
+    # --- reports
+    def case_standings(
+        self, now: dt.datetime, unit_paths: Sequence[str] | None = None
+    ) -> Iterator[CaseStanding]:
+        """Every case (under ``unit_paths``), by id, with its measures counted (late: not
+        done and due before ``now``) and the levels recorded in its current visit: one
+        aggregate query, streamed."""
+        ...
+
+    def save_snapshot(
+        self, info: SnapshotInfo, cases: Iterable[SnapshotCase], units: Mapping[str, Any]
+    ) -> None:
+        """Freeze a period's figures, all or nothing; ``AlreadyTaken`` if it exists."""
+        ...
+
+    def get_snapshot(self, period: str) -> SnapshotInfo | None: ...
+
+    def list_snapshots(self) -> list[SnapshotInfo]:
+        """Every snapshot, by period."""
+        ...
+
+    def snapshot_cases(
+        self, period: str, unit_paths: Sequence[str] | None = None
+    ) -> list[SnapshotCase]:
+        """The frozen cases of a period (under ``unit_paths``), by case id."""
+        ...
+
+    def snapshot_units(self, period: str) -> dict[str, Any]:
+        """The frozen figures of each unit (its subtree rolled up), by unit code."""
         ...
 
     # --- deadlines and escalations

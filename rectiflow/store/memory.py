@@ -27,10 +27,13 @@ from rectiflow.engine.types import (
     Measure,
     Note,
     Notification,
+    SnapshotCase,
+    SnapshotInfo,
     Unit,
     WorkflowRecord,
 )
 from rectiflow.store.memory_ledger import MemoryLedger
+from rectiflow.store.memory_reports import MemoryReports
 
 
 class MemoryCaseTx:
@@ -96,7 +99,7 @@ class MemoryCaseTx:
         return note
 
 
-class MemoryStore(MemoryLedger):
+class MemoryStore(MemoryLedger, MemoryReports):
     """The store interface on dicts. One RLock serializes every call, as one database would."""
 
     def __init__(self) -> None:
@@ -114,6 +117,7 @@ class MemoryStore(MemoryLedger):
         self._calendar: dict[dt.date, bool] = {}
         self._daemons: dict[int, DaemonBeat] = {}
         self._co_units: dict[int, tuple[str, ...]] = {}
+        self._snapshots: dict[str, tuple[SnapshotInfo, list[SnapshotCase], dict[str, Any]]] = {}
 
     def _new_id(self, table: str) -> int:
         return next(self._ids[table])
