@@ -293,6 +293,7 @@ class _RowReader:
         units = engine.list_units()
         self.by_code = {u.code: u for u in units}
         self.by_name = {u.name: u for u in units}
+        self.names = frozenset(u.name for u in units if any(c.isspace() for c in u.name))
         self.labels = {
             label: name for name, state in spec.states.items()
             if (label := state.labels.get("zh"))
@@ -366,13 +367,13 @@ class _RowReader:
         fail: Callable[[str, str], None],
     ) -> None:  # fmt: skip
         try:
-            lead, co = ledger_rules.split_units(lead_text)
+            lead, co = ledger_rules.split_units(lead_text, self.names)
         except ValueError as exc:
             fail("unit", str(exc))
             return
         if co_text:
             try:
-                first, more = ledger_rules.split_units(co_text)
+                first, more = ledger_rules.split_units(co_text, self.names)
                 co = [*co, first, *more]
             except ValueError as exc:
                 fail("co_units", str(exc))

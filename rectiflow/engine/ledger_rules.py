@@ -11,7 +11,7 @@ import datetime as dt
 import math
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 __all__ = [
@@ -227,14 +227,17 @@ def _cn_number(written: str) -> int:
 # --- units -------------------------------------------------------------------------------
 
 _UNIT_SEP = re.compile(r"[、，,;；/／\s]+")
+_UNIT_SEP_NO_SPACE = re.compile(r"[、，,;；/／]+")
 _LEAD_WORDS = ("牵头", "负责")
 _ROLE = r"牵头|负责|配合|协同|参与"
 _ROLE_SUFFIX = re.compile(rf"(?:[(（]\s*)?(?P<role>{_ROLE})(?:单位|部门)?(?:\s*[)）])?$")
 _ROLE_LABEL = re.compile(rf"^(?P<role>{_ROLE}|责任)(?:单位|部门)?\s*[:：]\s*")
 
 
-def split_units(text: str | None) -> tuple[str, list[str]]:
+def split_units(text: str | None, known: Collection[str] = ()) -> tuple[str, list[str]]:
     """The lead unit and the co-units of a cell, names or codes as written.
+
+    Whitespace separates names too, except inside a name of ``known`` ("City 1").
 
     The unit marked 牵头 or 负责 leads wherever it stands, otherwise the first one does;
     a mark after a name covers the unmarked names just before it ("A、B配合"), a label
@@ -243,7 +246,7 @@ def split_units(text: str | None) -> tuple[str, list[str]]:
     names: list[str] = []
     roles: list[str | None] = []
     label_role: str | None = None
-    for part in _UNIT_SEP.split(text or ""):
+    for part in _unit_parts(text or "", known):
         if label := _ROLE_LABEL.match(part):
             label_role = _role_kind(label["role"])
             part = part[label.end() :]
@@ -274,6 +277,16 @@ def split_units(text: str | None) -> tuple[str, list[str]]:
     lead = names[lead_at]
     co = [name for name in dict.fromkeys(names) if name != lead]
     return lead, co
+
+
+def _unit_parts(text: str, known: Collection[str]) -> list[str]:
+    if not known:
+        return _UNIT_SEP.split(text)
+    parts: list[str] = []
+    for part in _UNIT_SEP_NO_SPACE.split(text):
+        part = part.strip()
+        parts.extend([part] if part in known else _UNIT_SEP.split(part))
+    return parts
 
 
 def _role_kind(word: str) -> str | None:
