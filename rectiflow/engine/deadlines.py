@@ -124,12 +124,22 @@ def next_escalation(
 
 def light(rules: TimeRules, spec: WorkflowSpec, case: Case, now: dt.datetime) -> Light | None:
     """green before the first level is due, yellow until the deadline, red after it."""
-    if case.paused_at is not None or spec.states[case.state].final:
+    return light_of(
+        rules, spec, case.state, case.due_at, case.paused_at is not None, case.long_term, now
+    )
+
+
+def light_of(
+    rules: TimeRules, spec: WorkflowSpec, state: str, due_at: dt.datetime | None, paused: bool,
+    long_term: bool, now: dt.datetime,
+) -> Light | None:  # fmt: skip
+    """The light from the figures it depends on (a report has those, not whole cases)."""
+    if paused or spec.states[state].final:
         return None
-    if case.due_at is None:
-        return Light.GREEN if case.long_term else None
-    if now > case.due_at:
+    if due_at is None:
+        return Light.GREEN if long_term else None
+    if now > due_at:
         return Light.RED
-    if spec.ladder and now >= level_time(rules, spec, case.due_at, 0):
+    if spec.ladder and now >= level_time(rules, spec, due_at, 0):
         return Light.YELLOW
     return Light.GREEN
