@@ -10,6 +10,7 @@ concerns it uses (Cases on Calendar on Registry), so every call between them is 
     Deadlines  the sweep, monthly dispatch, health         app/deadlines.py
     Corrections  edit: a case corrected, old → new           app/corrections.py
     Ledger     ledger files in (import) and out (export)   app/ledger.py
+    Reports    progress, snapshots, ranking, light history app/reports.py
     Views      case_view, light, lists                     app/views.py
 
 This module adds what belongs to the whole: construction, ``init``, the clock, closing,
@@ -32,6 +33,7 @@ from rectiflow.app.deadlines import Deadlines
 from rectiflow.app.ledger import Ledger
 from rectiflow.app.measures import Measures
 from rectiflow.app.registry import Registry
+from rectiflow.app.reports import Reports
 from rectiflow.app.views import Views
 from rectiflow.engine.storage import Store
 from rectiflow.engine.types import WorkflowRecord
@@ -45,7 +47,7 @@ DEFAULT_TZ = "Asia/Shanghai"
 SHIPPED_WORKFLOWS = ("rectification.yaml",)
 
 
-class Engine(Views, Measures, Ledger, Cases, Deadlines, Calendar, Registry):
+class Engine(Views, Measures, Ledger, Cases, Deadlines, Reports, Calendar, Registry):
     """Runs a problem-list ledger. Instantiate one per database and use it as a context
     manager::
 
