@@ -278,6 +278,7 @@ def _progress(data: Mapping[str, Any]) -> Report:
                 columns,
                 (*unit_rows, row("合计", data)),
                 chart=chart if unit_rows and bars else None,
+                caption=f"分{group}整改进展情况",
             ),
             Table(
                 "逾期清单",

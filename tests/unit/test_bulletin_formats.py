@@ -249,7 +249,7 @@ def test_docx__progress_reads_as_a_bulletin(tmp_path: Path) -> None:
     assert texts[0] == "关于黑龙江省问题整改进展情况的通报"
     assert texts[1] == "（截至2026年12月31日）"
     assert HEADLINE in texts
-    assert "二、逾期未完成问题清单" in texts
+    assert texts[3:5] == ["一、分单位整改进展情况", "二、逾期未完成问题清单"]
     units, overdue = document.tables
     header = [c.text for c in units.rows[0].cells]
     assert header[:4] == ["单位", "问题总数", "已完成", "完成率"]
