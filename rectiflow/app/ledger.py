@@ -184,8 +184,15 @@ class Ledger(Corrections):
         report.created = len(fresh)
         if dry_run:
             return report
-        for unit in reader.to_create.values():  # --create-units: only now, when writing
-            self.add_unit(unit.code, unit.name, parent=unit.parent)
+        # --create-units: only now, when writing, and only units a written row names
+        named = {
+            code
+            for row in [*fresh, *(r for r, _c, changes in compared if changes and update)]
+            for code in (row.values["unit"], *row.values["co_units"])
+        }
+        for unit in reader.to_create.values():
+            if unit.code in named:
+                self.add_unit(unit.code, unit.name, parent=unit.parent)
         self.store.import_cases(
             len(fresh),
             lambda ids: [reader.build(i, row, actor) for i, row in zip(ids, fresh, strict=True)],

@@ -224,6 +224,15 @@ def test_create_units__under_the_parent(hlj: Engine, tmp_path: Path) -> None:
         hlj.import_ledger(refused_path, "sup", create_units_under="PROV", now=NOW)
     assert len(hlj.list_units()) == units  # nor when the import is refused
 
+    # skipping the bad rows creates no unit that only a skipped row names
+    sample = sample_rows()[3]
+    skipped = write_xlsx(
+        tmp_path / "skipped.xlsx",
+        [{**sample.cells(1), "ref": "S-1", "unit": "省冰雪局", "deadline": "尽快"}],
+    )
+    hlj.import_ledger(skipped, "sup", create_units_under="PROV", skip_errors=True, now=NOW)
+    assert len(hlj.list_units()) == units
+
     report = hlj.import_ledger(path, "sup", create_units_under="PROV", now=NOW)
     assert report.created == 2
     created = [u for u in hlj.list_units() if u.name == "省外星事务局"]
