@@ -102,6 +102,8 @@ class Scheduler:
         self._retry_at = 0.0
         self._lag_logged = -60.0
         self._dispatch_owed_at: float | None = None  # monotonic; None: none owed
+        self._snapshots_owed: set[str] = set()  # month keys whose snapshot is due
+        self._snapshot_retry_at = 0.0
         self._stop_lock = threading.Lock()  # the stopper thread and the start listener
         # APScheduler logs every run of a job at INFO: once a second here, so only warnings.
         logging.getLogger(f"apscheduler.executors.{EXECUTOR}").setLevel(logging.WARNING)
@@ -133,6 +135,15 @@ class Scheduler:
         first_this_month = dispatch.get_next_fire_time(None, month_start)
         if first_this_month is not None and first_this_month <= now:
             self._dispatch_owed_at = 0.0  # the first pass runs it
+        # The month's snapshot at 23:59 local on its last day (a quarter's with it); a month
+        # that ended while no scheduler ran is caught up by the first pass.
+        month_end = CronTrigger(day="last", hour=23, minute=59, timezone=self.engine.tz)
+        aps.add_job(
+            self._owe_snapshot, month_end, id="snapshot", name="monthly snapshot",
+            executor=EXECUTOR, max_instances=1,
+        )  # fmt: skip
+        last_month = (month_start - dt.timedelta(days=1)).strftime("%Y-%m")
+        self._snapshots_owed.add(last_month)
         self.aps = aps
         return aps
 
@@ -215,6 +226,9 @@ class Scheduler:
             if owed is not None and time.monotonic() >= owed and not self.stopping.is_set():
                 self._pass_progress = time.monotonic()
                 self._dispatch()
+            if self._snapshots_owed and time.monotonic() >= self._snapshot_retry_at:
+                self._pass_progress = time.monotonic()
+                self._take_snapshots()
         finally:
             self._pass_progress = None
             self._pass_lock.release()
@@ -347,6 +361,40 @@ class Scheduler:
         aps.modify_job(SWEEP, next_run_time=dt.datetime.now(self.engine.tz))
 
     # --- the monthly dispatch -------------------------------------------------------------
+
+    # --- the monthly snapshot ------------------------------------------------------------
+
+    def _owe_snapshot(self) -> None:
+        """The cron job: the month ending now owes its snapshot; the next pass takes it."""
+        self._snapshots_owed.add(self.engine.now().astimezone(self.engine.tz).strftime("%Y-%m"))
+
+    def _take_snapshots(self) -> None:
+        """Each owed month's snapshot, and its quarter's from the same figures when it ends
+        one; once per period however many schedulers run (the store refuses a second)."""
+        from rectiflow.app.reports import quarter_snapshots
+        from rectiflow.engine.errors import AlreadyTaken
+
+        for month in sorted(self._snapshots_owed):
+            try:
+                for period, source in (
+                    (month, None),
+                    *((q, month) for q in quarter_snapshots(month)),
+                ):
+                    try:
+                        self.engine.snapshot(period, taken_by="daemon", from_period=source)
+                        logger.bind(action="snapshot").info(
+                            "snapshot {period} taken", period=period
+                        )
+                    except AlreadyTaken:
+                        pass
+            except Exception as exc:  # retried by a later pass: a period must not be skipped
+                self._snapshot_retry_at = time.monotonic() + self.max_interval
+                logger.bind(action="snapshot").warning(
+                    "snapshot {month} failed ({error}); retrying in {delay:.0f}s",
+                    month=month, error=_first_line(exc), delay=self.max_interval,
+                )  # fmt: skip
+                return
+            self._snapshots_owed.discard(month)
 
     def _owe_dispatch(self) -> None:
         """The cron job: the next pass runs the dispatch (and retries it until it is done)."""
