@@ -208,6 +208,13 @@ class Reports(Calendar):
             "period": period,
             "scheme": scheme.name,
             "units": reports.rank(ranked, scheme),
+            "figure_labels": {
+                "total": "问题总数",
+                "completed": "已完成",
+                "completion_rate": "完成率",
+                **{f"{c.key}_rate": f"{c.zh}率" for c in reports.CATEGORIES if c.counted},
+                **{f"{level}_rate": f"{zh}率" for level, zh in LEVEL_ZH.items()},
+            },
             "tie_note": "同分者按单位代码排序（equal scores are ordered by unit code）",
         }
 

@@ -18,7 +18,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from rectiflow.cli import admin, cases, ledger, operate
+from rectiflow.cli import admin, cases, ledger, operate, reports
 from rectiflow.cli.common import Settings
 from rectiflow.engine.errors import RectiflowError
 
@@ -99,6 +99,7 @@ admin.register(app)
 cases.register(app)
 operate.register(app)
 ledger.register(app)
+reports.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
