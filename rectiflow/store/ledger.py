@@ -15,6 +15,7 @@ from rectiflow.store.tables import case_co_unit_t, case_t, escalation_t, history
 from rectiflow.store.transactions import SqlTransactions
 
 _IDS_PER_QUERY = 900  # under SQLite's limit of bound parameters
+_CASES_PER_CHUNK = 1000  # imported cases written per executemany
 
 _CASE_KEYS = [c.key for c in case_t.c]
 _HISTORY_KEYS = [c.key for c in history_t.c if c.key != "id"]
@@ -74,43 +75,51 @@ class LedgerRecords(SqlTransactions):
                 )
                 ids = [int(r[0]) for r in cursor.fetchall()]
             items = build(ids)
-            cases: list[dict[str, Any]] = []
-            history: list[dict[str, Any]] = []
-            measures: list[dict[str, Any]] = []
-            co_units: list[dict[str, Any]] = []
-            escalations: list[dict[str, Any]] = []
-            for item in items:
-                new, entry = item.case, item.entry
-                cases.append({
-                    **new.columns(), "id": item.id, "ref_key": ref_key(new.source, new.ref),
-                    "history_seq": entry.seq, "last_hash": entry.hash,
-                })  # fmt: skip
-                history.append({k: getattr(entry, k) for k in _HISTORY_KEYS})
-                measures.extend(
-                    {"case_id": item.id, "text": m.text, "owner": m.owner, "due": None,
-                     "done_at": m.done_at}
-                    for m in item.measures
-                )  # fmt: skip
-                co_units.extend({"case_id": item.id, "unit": u} for u in new.co_units)
-                escalations.extend(
-                    {"case_id": item.id, "visit": e.visit, "state": e.state, "level": e.level,
-                     "due_at": e.due_at, "fired_at": e.fired_at, "backfilled": True}
-                    for e in item.backfilled
-                )  # fmt: skip
-            try:
-                self.statements(_INSERT_CASE, _CASE_KEYS).executemany(cursor, cases)
-            except self._dbapi_error as exc:
-                if "ref_key" in str(exc) or "uq_rcase_ref_key" in str(exc):
-                    raise ValidationError(
-                        "a case with one of these refs was imported meanwhile; run it again"
-                    ) from exc
-                raise
-            self.statements(_INSERT_HISTORY, _HISTORY_KEYS).executemany(cursor, history)
-            for stmt, keys, rows in (
-                (_INSERT_MEASURE, _MEASURE_KEYS, measures),
-                (_INSERT_CO_UNIT, ["case_id", "unit"], co_units),
-                (_INSERT_ESCALATION, _ESCALATION_KEYS, escalations),
-            ):
-                if rows:
-                    self.statements(stmt, keys).executemany(cursor, rows)
+            # A chunk of cases at a time, so that the rows bound for one executemany stay
+            # small next to the cases themselves (a whole 50,000-row ledger's dicts doubled
+            # the peak memory of an import); still one transaction.
+            for i in range(0, len(items), _CASES_PER_CHUNK):
+                self._insert_imported(cursor, items[i : i + _CASES_PER_CHUNK])
         return [item.id for item in items]
+
+    def _insert_imported(self, cursor: Any, items: Sequence[ImportedCase]) -> None:
+        """Every table's rows of these imported cases, one executemany per table."""
+        cases: list[dict[str, Any]] = []
+        history: list[dict[str, Any]] = []
+        measures: list[dict[str, Any]] = []
+        co_units: list[dict[str, Any]] = []
+        escalations: list[dict[str, Any]] = []
+        for item in items:
+            new, entry = item.case, item.entry
+            cases.append({
+                **new.columns(), "id": item.id, "ref_key": ref_key(new.source, new.ref),
+                "history_seq": entry.seq, "last_hash": entry.hash,
+            })  # fmt: skip
+            history.append({k: getattr(entry, k) for k in _HISTORY_KEYS})
+            measures.extend(
+                {"case_id": item.id, "text": m.text, "owner": m.owner, "due": None,
+                 "done_at": m.done_at}
+                for m in item.measures
+            )  # fmt: skip
+            co_units.extend({"case_id": item.id, "unit": u} for u in new.co_units)
+            escalations.extend(
+                {"case_id": item.id, "visit": e.visit, "state": e.state, "level": e.level,
+                 "due_at": e.due_at, "fired_at": e.fired_at, "backfilled": True}
+                for e in item.backfilled
+            )  # fmt: skip
+        try:
+            self.statements(_INSERT_CASE, _CASE_KEYS).executemany(cursor, cases)
+        except self._dbapi_error as exc:
+            if "ref_key" in str(exc) or "uq_rcase_ref_key" in str(exc):
+                raise ValidationError(
+                    "a case with one of these refs was imported meanwhile; run it again"
+                ) from exc
+            raise
+        self.statements(_INSERT_HISTORY, _HISTORY_KEYS).executemany(cursor, history)
+        for stmt, keys, rows in (
+            (_INSERT_MEASURE, _MEASURE_KEYS, measures),
+            (_INSERT_CO_UNIT, ["case_id", "unit"], co_units),
+            (_INSERT_ESCALATION, _ESCALATION_KEYS, escalations),
+        ):
+            if rows:
+                self.statements(stmt, keys).executemany(cursor, rows)
