@@ -16,7 +16,9 @@ COMMANDS = {
     "init", "demo", "escalate", "daemon", "health",
     "unit add", "unit list", "actor add", "actor list",
     "case open", "case show", "case list", "case fire", "case triggers", "case pause",
-    "case resume", "case note", "measure add", "measure done",
+    "case resume", "case note", "case edit", "measure add", "measure done",
+    "ledger import", "ledger export",
+    "report progress", "report snapshot", "report snapshots", "report ranking", "report lights",
     "workflow list", "workflow show", "workflow validate", "workflow add", "workflow diagram",
     "audit verify", "calendar load", "calendar show", "db status",
 }  # fmt: skip
