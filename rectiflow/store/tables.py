@@ -59,6 +59,17 @@ class ActorRow(SQLModel, table=True):
     roles: str  # comma-separated role names
 
 
+class ActorContactRow(SQLModel, table=True):
+    """How a person is reached: the delivery channels read it."""
+
+    __tablename__ = "actor_contact"
+    actor: str = Field(foreign_key="actor.name", primary_key=True, max_length=128)
+    email: str | None = None
+    mobile: str | None = None
+    dingtalk_id: str | None = None
+    wecom_id: str | None = None
+
+
 class ActorUnitRow(SQLModel, table=True):
     __tablename__ = "actor_unit"
     actor: str = Field(primary_key=True, foreign_key="actor.name")
@@ -180,6 +191,7 @@ class NotificationRow(SQLModel, table=True):
     created_at: dt.datetime = _time()
     key: str = Field(unique=True, max_length=200)
     delivered_at: dt.datetime | None = _time(default=None)
+    expanded_at: dt.datetime | None = _time(default=None, index=True)  # deliveries made
 
 
 class DaemonRow(SQLModel, table=True):
@@ -197,6 +209,42 @@ class DaemonRow(SQLModel, table=True):
     last_error: str | None = None
     last_error_at: dt.datetime | None = _time(default=None)
     stopped_at: dt.datetime | None = _time(default=None)
+
+
+class DeliveryRow(SQLModel, table=True):
+    """One notification to one person on one channel, sent at least once."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        sa.UniqueConstraint("key", name="uq_delivery_key"),
+        sa.Index("ix_delivery_due", "status", "next_attempt_at"),
+        sa.Index("ix_delivery_notification", "notification_id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    notification_id: int = Field(foreign_key="notification.id")
+    channel: str = Field(max_length=64)
+    recipient: str = Field(max_length=128)
+    role: str
+    key: str = Field(max_length=300)  # the idempotency key a receiver sees on every resend
+    status: str = Field(max_length=16)  # pending, retrying, sent, dead
+    attempts: int = 0
+    next_attempt_at: dt.datetime = _time()
+    claimed_until: dt.datetime | None = _time(default=None)  # a sender's lease
+    digest: bool = False  # waits for the channel's daily digest
+    created_at: dt.datetime = _time()
+    sent_at: dt.datetime | None = _time(default=None)
+    last_code: str | None = Field(default=None, max_length=32)
+    last_error: str | None = None
+
+
+class DeliveryAttemptRow(SQLModel, table=True):
+    __tablename__ = "delivery_attempt"
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="delivery.id", index=True)
+    at: dt.datetime = _time()
+    outcome: str = Field(max_length=16)
+    code: str | None = Field(default=None, max_length=32)
+    detail: str
 
 
 class NoteRow(SQLModel, table=True):
@@ -258,6 +306,9 @@ history_t: sa.Table = HistoryRow.__table__  # type: ignore[attr-defined]
 escalation_t: sa.Table = EscalationRow.__table__  # type: ignore[attr-defined]
 notification_t: sa.Table = NotificationRow.__table__  # type: ignore[attr-defined]
 daemon_t: sa.Table = DaemonRow.__table__  # type: ignore[attr-defined]
+actor_contact_t: sa.Table = ActorContactRow.__table__  # type: ignore[attr-defined]
+delivery_t: sa.Table = DeliveryRow.__table__  # type: ignore[attr-defined]
+delivery_attempt_t: sa.Table = DeliveryAttemptRow.__table__  # type: ignore[attr-defined]
 note_t: sa.Table = NoteRow.__table__  # type: ignore[attr-defined]
 snapshot_t: sa.Table = SnapshotRow.__table__  # type: ignore[attr-defined]
 snapshot_case_t: sa.Table = SnapshotCaseRow.__table__  # type: ignore[attr-defined]
