@@ -229,3 +229,43 @@ class SnapshotCase:
     state: str
     due_at: dt.datetime | None
     level: str | None  # the highest level reached in the visit
+
+
+@dataclass(frozen=True, slots=True)
+class Contacts:
+    actor: str
+    email: str | None = None
+    mobile: str | None = None
+    dingtalk_id: str | None = None
+    wecom_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One notification to one person on one channel (see DeliveryStore)."""
+
+    id: int
+    notification_id: int
+    channel: str
+    recipient: str
+    role: str
+    key: str
+    status: str  # pending, retrying, sent, dead
+    attempts: int
+    next_attempt_at: dt.datetime
+    claimed_until: dt.datetime | None
+    digest: bool
+    created_at: dt.datetime
+    sent_at: dt.datetime | None
+    last_code: str | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAttempt:
+    id: int
+    delivery_id: int
+    at: dt.datetime
+    outcome: str  # delivered, retry, dead
+    code: str | None
+    detail: str

@@ -23,6 +23,7 @@ from rectiflow.engine.storage import CaseChange, NewCase, ref_key
 from rectiflow.engine.types import Actor, Case, HistoryEntry, Measure, Note, Unit, WorkflowRecord
 from rectiflow.store.daemons import DaemonRecords
 from rectiflow.store.deadlines import DeadlineRecords
+from rectiflow.store.delivery import DeliveryRecords
 from rectiflow.store.ledger import LedgerRecords
 from rectiflow.store.reads import CASE_BY_ID, MEASURES_OF_CASE, CaseReads, case_of
 from rectiflow.store.reports import ReportRecords
@@ -160,7 +161,9 @@ class SqlCaseTx:
         return Note(**stmt.dicts(self.cursor, values)[0])
 
 
-class SqlStore(CaseReads, DeadlineRecords, LedgerRecords, ReportRecords, DaemonRecords):
+class SqlStore(
+    CaseReads, DeadlineRecords, LedgerRecords, ReportRecords, DeliveryRecords, DaemonRecords
+):
     """The store on SQLite or PostgreSQL through one SQLAlchemy engine."""
 
     def __init__(self, url: str) -> None:
