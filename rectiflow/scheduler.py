@@ -51,6 +51,7 @@ from rectiflow.engine.types import DaemonBeat
 
 if TYPE_CHECKING:
     from rectiflow.app import Engine
+    from rectiflow.notify.dispatcher import Dispatcher
 
 DEFAULT_DISPATCH_CRON = "0 9 25 * *"  # monthly dispatch: the 25th at 09:00 local time
 SWEEP = "sweep"
@@ -76,6 +77,8 @@ class Scheduler:
         dispatch_cron: str = DEFAULT_DISPATCH_CRON,
         dispatch_roles: tuple[str, ...] = ("owner",),
         on_pass: PassHook | None = None,
+        dispatcher: Dispatcher | None = None,
+        deliver_interval: float = 5.0,
     ) -> None:
         self.engine = engine
         self.tick = tick
@@ -87,6 +90,9 @@ class Scheduler:
         self.dispatch_cron = dispatch_cron
         self.dispatch_roles = dispatch_roles
         self.on_pass = on_pass
+        self.dispatcher = dispatcher
+        self.deliver_interval = deliver_interval
+        self._deliver_lock = threading.Lock()
         self.stopping = threading.Event()
         self.aps: BaseScheduler | None = None
         self.beat: DaemonBeat | None = None
@@ -123,6 +129,12 @@ class Scheduler:
             self._pass, IntervalTrigger(seconds=self.tick), id=SWEEP, name="deadline sweep",
             executor=EXECUTOR, next_run_time=dt.datetime.now(self.engine.tz),
         )  # fmt: skip
+        if self.dispatcher is not None:  # beside the sweep: a slow endpoint never holds it up
+            aps.add_job(
+                self._deliver, IntervalTrigger(seconds=self.deliver_interval), id="deliver",
+                name="outbox delivery", executor=EXECUTOR,
+                next_run_time=dt.datetime.now(self.engine.tz),
+            )  # fmt: skip
         dispatch = CronTrigger.from_crontab(self.dispatch_cron, timezone=self.engine.tz)
         aps.add_job(
             self._owe_dispatch, dispatch, id="dispatch", name="monthly dispatch reminder",
@@ -361,6 +373,24 @@ class Scheduler:
         aps.modify_job(SWEEP, next_run_time=dt.datetime.now(self.engine.tz))
 
     # --- the monthly dispatch -------------------------------------------------------------
+
+    # --- delivery of the outbox ----------------------------------------------------------
+
+    def _deliver(self) -> None:
+        """A run of the dispatcher; one at a time, a run still sending lets this tick go."""
+        if self.dispatcher is None or self.stopping.is_set():
+            return
+        if not self._deliver_lock.acquire(blocking=False):
+            return
+        try:
+            self.dispatcher.run_once()
+        except Exception as exc:  # retried at the next tick
+            logger.bind(action="deliver").warning(
+                "delivery failed ({error}); retrying in {delay:.0f}s",
+                error=_first_line(exc), delay=self.deliver_interval,
+            )  # fmt: skip
+        finally:
+            self._deliver_lock.release()
 
     # --- the monthly snapshot ------------------------------------------------------------
 

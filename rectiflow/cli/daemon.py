@@ -19,6 +19,7 @@ from types import FrameType
 from loguru import logger
 
 from rectiflow.app import Engine
+from rectiflow.notify.dispatcher import Dispatcher
 from rectiflow.scheduler import DEFAULT_DISPATCH_CRON, Scheduler
 
 
@@ -96,6 +97,7 @@ def run_daemon(
     stall_timeout: float = 30.0,
     max_lag: float = 120.0,
     batch_size: int = 500,
+    dispatcher: Dispatcher | None = None,
 ) -> int:
     """Run the scheduler in the foreground until SIGTERM or SIGINT; return the exit code.
 
@@ -107,6 +109,7 @@ def run_daemon(
         engine, tick=tick, max_interval=max_interval, stall_timeout=stall_timeout,
         max_lag=max_lag, batch_size=batch_size, on_pass=notifier.on_pass,
         dispatch_cron=os.environ.get("RECTIFLOW_DISPATCH_CRON") or DEFAULT_DISPATCH_CRON,
+        dispatcher=dispatcher,
     )  # fmt: skip
 
     received: list[int] = []

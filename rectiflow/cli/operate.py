@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rectiflow.cli.common import JsonOption, print_json, say, stamp, table, with_engine
+from rectiflow.cli.common import (
+    JsonOption,
+    print_json,
+    read_text,
+    say,
+    stamp,
+    table,
+    with_engine,
+)
 from rectiflow.engine.errors import Unhealthy, UsageError
 
 if TYPE_CHECKING:
@@ -52,8 +61,18 @@ def daemon(
         float,
         typer.Option(min=1, metavar="SECONDS", help="Log an error when a due level waits longer."),
     ] = 120.0,
+    notify_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--notify-config",
+            envvar="RECTIFLOW_NOTIFY",
+            metavar="FILE",
+            help="Deliver the outbox on the channels of this file (YAML; see README).",
+        ),
+    ] = None,
 ) -> None:
-    """Run the scheduler: the escalation sweep and the monthly dispatch, until SIGTERM.
+    """Run the scheduler: the escalation sweep, the monthly dispatch and snapshot, and with
+    --notify-config the delivery of the outbox, until SIGTERM.
 
     Runs on the real clock: --now / $RECTIFLOW_NOW are refused (use `escalate` to sweep at
     a chosen time). The monthly dispatch runs on $RECTIFLOW_DISPATCH_CRON (crontab syntax,
@@ -73,11 +92,23 @@ def daemon(
 
     from rectiflow.cli.daemon import run_daemon  # APScheduler only loads for the daemon
 
+    dispatcher = None
+    if notify_config is not None:  # a bad file is refused before the daemon starts
+        from rectiflow.notify.config import load_config
+        from rectiflow.notify.dispatcher import Dispatcher
+
+        config = load_config(read_text(notify_config, "notify config"), str(notify_config))
+        dispatcher = Dispatcher(engine, config)
     logger.remove()  # the daemon sets up its own sinks
-    code = run_daemon(
-        engine, log_json=log_json, batch_size=batch_size, tick=tick, max_interval=max_interval,
-        stall_timeout=stall_timeout, max_lag=max_lag,
-    )  # fmt: skip
+    try:
+        code = run_daemon(
+            engine, log_json=log_json, batch_size=batch_size, tick=tick,
+            max_interval=max_interval, stall_timeout=stall_timeout, max_lag=max_lag,
+            dispatcher=dispatcher,
+        )  # fmt: skip
+    finally:
+        if dispatcher is not None:
+            dispatcher.close()
     raise typer.Exit(code)
 
 
