@@ -8,7 +8,7 @@ from rectiflow.app.base import EngineBase
 from rectiflow.engine.diagram import mermaid
 from rectiflow.engine.errors import NotFound, ValidationError
 from rectiflow.engine.spec import WorkflowSpec, parse_workflow
-from rectiflow.engine.types import Actor, Unit, WorkflowRecord
+from rectiflow.engine.types import Actor, Contacts, Unit, WorkflowRecord
 
 
 class Registry(EngineBase):
@@ -40,6 +40,25 @@ class Registry(EngineBase):
                     f"unknown role {role!r} (roles of the registered workflows: {listed})"
                 )
         return self.store.add_actor(name, list(dict.fromkeys(roles)), list(units))
+
+    def set_contacts(
+        self, name: str, *, email: str | None = None, mobile: str | None = None,
+        dingtalk_id: str | None = None, wecom_id: str | None = None,
+    ) -> Contacts:  # fmt: skip
+        """How an actor is reached; None keeps a contact, an empty text clears it."""
+        self.get_actor(name)
+        old = self.contacts([name]).get(name) or Contacts(name)
+        given = {"email": email, "mobile": mobile, "dingtalk_id": dingtalk_id, "wecom_id": wecom_id}
+        merged = Contacts(name, **{
+            key: (value.strip() or None) if value is not None else getattr(old, key)
+            for key, value in given.items()
+        })  # fmt: skip
+        self.store.set_contacts(merged)  # type: ignore[attr-defined]
+        return merged
+
+    def contacts(self, names: Sequence[str]) -> dict[str, Contacts]:
+        finder = getattr(self.store, "contacts_of", None)
+        return finder(list(names)) if finder is not None else {}
 
     def get_actor(self, name: str) -> Actor:
         actor = self.store.get_actor(name)

@@ -18,7 +18,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from rectiflow.cli import admin, cases, ledger, operate, reports
+from rectiflow.cli import actors, admin, cases, ledger, operate, outbox, reports
 from rectiflow.cli.common import Settings
 from rectiflow.engine.errors import RectiflowError
 
@@ -96,10 +96,12 @@ def root(
 
 
 admin.register(app)
+actors.register(app)
 cases.register(app)
 operate.register(app)
 ledger.register(app)
 reports.register(app)
+outbox.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

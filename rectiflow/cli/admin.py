@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 unit_app = typer.Typer(
     help="Units (单位): the province, its cities, departments.", rich_markup_mode=None
 )
-actor_app = typer.Typer(help="Actors: people with roles, bound to units.", rich_markup_mode=None)
 workflow_app = typer.Typer(help="Workflow definitions (YAML, versioned).", rich_markup_mode=None)
 audit_app = typer.Typer(help="Check the tamper-evident history.", rich_markup_mode=None)
 calendar_app = typer.Typer(
@@ -54,7 +53,6 @@ def register(app: typer.Typer) -> None:
     app.command("demo", rich_help_panel="Try it")(demo)
     app.command("init", rich_help_panel=SETUP)(init)
     app.add_typer(unit_app, name="unit", rich_help_panel=SETUP)
-    app.add_typer(actor_app, name="actor", rich_help_panel=SETUP)
     app.add_typer(workflow_app, name="workflow", rich_help_panel=SETUP)
     app.add_typer(calendar_app, name="calendar", rich_help_panel=SETUP)
     app.add_typer(db_app, name="db", rich_help_panel=SETUP)
@@ -123,51 +121,6 @@ def unit_list(engine: Engine, json: JsonOption = False) -> None:
     result = table("code", "name", "parent", "path")
     for unit in units:
         result.add_row(unit.code, unit.name, unit.parent, unit.path)
-    result.print()
-
-
-@actor_app.command("add")
-@with_engine
-def actor_add(
-    engine: Engine,
-    name: Annotated[str, typer.Argument(metavar="NAME")],
-    role: Annotated[
-        list[str],
-        typer.Option(help="reporter, owner, head, reviewer, verifier or supervisor; repeatable."),
-    ],
-    unit: Annotated[
-        list[str] | None,
-        typer.Option(metavar="CODE", help="Units it acts in (and below); none: everywhere."),
-    ] = None,
-) -> None:
-    """Add an actor with one or more roles.
-
-    Example: rectiflow actor add 李强 --role owner --unit HRB
-    """
-    actor = engine.add_actor(name, role, unit or [])
-    where = ", ".join(actor.units) or "all units"
-    print(f"actor {actor.name} added: {', '.join(actor.roles)} in {where}")
-
-
-@actor_app.command("list")
-@with_engine
-def actor_list(engine: Engine, json: JsonOption = False) -> None:
-    """All actors with their roles and units (none: every unit).
-
-    Example: rectiflow actor list --json
-    """
-    actors = engine.list_actors()
-    if json:
-        print_json([
-            {"name": a.name, "roles": list(a.roles), "units": list(a.units)} for a in actors
-        ])  # fmt: skip
-        return
-    if not actors:
-        print("no actors")
-        return
-    result = table("name", "roles", "units")
-    for actor in actors:
-        result.add_row(actor.name, ", ".join(actor.roles), ", ".join(actor.units) or "all")
     result.print()
 
 

@@ -14,7 +14,8 @@ from cli_support import Cli
 
 COMMANDS = {
     "init", "demo", "escalate", "daemon", "health",
-    "unit add", "unit list", "actor add", "actor list",
+    "unit add", "unit list", "actor add", "actor list", "actor edit",
+    "outbox list", "outbox show", "outbox retry", "notify test", "notify check",
     "case open", "case show", "case list", "case fire", "case triggers", "case pause",
     "case resume", "case note", "case edit", "measure add", "measure done",
     "ledger import", "ledger export",
