@@ -70,7 +70,10 @@ class Dispatcher:
         self.batch_size, self.lease, self.rng = batch_size, lease, rng
         self.routes = {c.name: c for c in config.channels}
         self.channels: Mapping[str, Channel] = channels or {
-            c.name: build_channel(c.name, c.type, c.options) for c in config.channels
+            c.name: build_channel(
+                c.name, c.type, c.options, timeout=float(c.options.get("timeout", 10.0))
+            )
+            for c in config.channels
         }
 
     def close(self) -> None:
@@ -241,11 +244,15 @@ def recipients(actors: Iterable[Actor], role: str, unit_path: str) -> list[str]:
 
 
 def _routes(route: ChannelConfig, note: Notification) -> bool:
+    """ChannelConfig.accepts on a notification: with ``levels``, the escalations at those
+    levels, and events without a level only when ``events`` names them."""
     if route.events is not None and note.kind not in route.events:
         return False
-    if route.levels is not None and note.kind == "escalation" and note.level not in route.levels:
-        return False
-    return True
+    if route.levels is None:
+        return True
+    if note.level is None:
+        return route.events is not None
+    return note.level in route.levels
 
 
 def _next_digest(at: dt.time, now: dt.datetime, tz: dt.tzinfo) -> dt.datetime:
