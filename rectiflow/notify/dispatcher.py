@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -105,7 +106,7 @@ class Dispatcher:
                     when = _next_digest(route.digest, now, self.engine.tz) if route.digest else now
                     rows.extend(
                         {"notification_id": note.id, "channel": route.name, "recipient": name,
-                         "role": note.role, "key": f"{note.key}:{route.name}:{name}",
+                         "role": note.role, "key": delivery_key(note.key, route.name, name),
                          "status": "pending", "attempts": 0, "next_attempt_at": when,
                          "digest": route.digest is not None, "created_at": now}
                         for name in people
@@ -227,6 +228,12 @@ class Dispatcher:
         key = f"test:{channel_name}:{actor}:{int(now.timestamp())}"
         result = channel.send(Message(key, channel_name, person, (event,), subject, body, now))
         return SendResult(result.outcome, result.code, self._mask(result.detail))
+
+
+def delivery_key(notification_key: str, channel: str, person: str) -> str:
+    """The idempotency key of a delivery: stable across resends, ASCII (it travels in an
+    HTTP header), the person's name percent-encoded."""
+    return f"{notification_key}:{channel}:{urllib.parse.quote(person, safe='')}"
 
 
 def recipients(actors: Iterable[Actor], role: str, unit_path: str) -> list[str]:

@@ -189,7 +189,14 @@ class DeliveryRecords(SqlTransactions):
     ) -> list[tuple[Delivery, Notification]]:  # fmt: skip
         d, n = delivery_t.c, notification_t.c
         stmt = (
-            sa.select(delivery_t, n.case_id, n.kind, n.level, n.created_at, n.key.label("nkey"))
+            sa.select(
+                delivery_t,
+                n.case_id,
+                n.kind,
+                n.level,
+                n.created_at.label("n_created_at"),
+                n.key.label("nkey"),
+            )
             .join(notification_t, n.id == d.notification_id)
             .order_by(d.id)
         )
@@ -207,7 +214,7 @@ class DeliveryRecords(SqlTransactions):
                 m = dict(row._mapping)
                 note = Notification(
                     m["notification_id"], m.pop("case_id"), m.pop("kind"), m.pop("level"),
-                    m["role"], m.pop("created_at"), m.pop("nkey"),
+                    m["role"], m.pop("n_created_at"), m.pop("nkey"),
                 )  # fmt: skip
                 found.append((Delivery(**m), note))
         return found
