@@ -147,8 +147,10 @@ class Reports(Calendar):
         per unit; or, with ``from_period``, the figures already frozen for it (a quarter
         from its last month). A period is frozen once: again, ``AlreadyTaken`` (exit 5)."""
         now = self._now(now)
-        kind = _period(period).kind
+        parsed = _period(period)
+        period, kind = parsed.key, parsed.kind  # 2026-q1 is frozen as 2026-Q1
         if from_period is not None:
+            from_period = _period(from_period).key
             source = self.store.get_snapshot(from_period)
             if source is None:
                 raise NotFound("snapshot", from_period)
@@ -195,6 +197,7 @@ class Reports(Calendar):
         """The units one level below ``unit`` (default: the root's children) ranked from
         ``period``'s snapshot alone: later changes do not move a past period's ranking."""
         scheme = scheme or reports.default_scheme()
+        period = _period(period).key  # a bad period is refused as such, not as not found
         if self.store.get_snapshot(period) is None:
             raise NotFound("snapshot", period)
         root, _name, _code = self._scope(unit)
