@@ -10,22 +10,19 @@ import email
 import email.policy
 import hashlib
 import hmac
-import json
-import socket
-import threading
 import time
-import urllib.parse
-from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP as SMTPServer
-from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
+from notify_servers import (
+    Answer,
+    Mailbox,
+    Recorder,
+    closed_port,
+    serving,
+    smtp_server,
+)
 
 from rectiflow.notify.channels import (
     WeComChannel,
@@ -87,88 +84,10 @@ def message(
 # -- a local HTTP server ------------------------------------------------------------------------
 
 
-@dataclass
-class Answer:
-    status: int = 200
-    body: Any = b"ok"  # bytes as is, anything else as JSON
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-
-
-@dataclass
-class Received:
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-    client_port: int
-
-    def json(self) -> Any:
-        return json.loads(self.body.decode("utf-8"))
-
-
-class Recorder(ThreadingHTTPServer):
-    """Records each POST, answers with the next scripted Answer (200 "ok" when none is left)."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.received: list[Received] = []
-        self.answers: deque[Answer] = deque()
-        self.lock = threading.Lock()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def script(self, *answers: Answer) -> None:
-        self.answers.extend(answers)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that gave up on a slow answer: nothing to report."""
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: Recorder
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        parts = urllib.parse.urlsplit(self.path)
-        received = Received(
-            path=parts.path,
-            query=dict(urllib.parse.parse_qsl(parts.query)),
-            headers={name.lower(): value for name, value in self.headers.items()},
-            body=body,
-            client_port=self.client_address[1],
-        )
-        with self.server.lock:
-            self.server.received.append(received)
-            answer = self.server.answers.popleft() if self.server.answers else Answer()
-        if answer.delay:
-            time.sleep(answer.delay)
-        data = answer.body if isinstance(answer.body, bytes) else json.dumps(answer.body).encode()
-        self.send_response(answer.status)
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def server() -> Iterator[Recorder]:
-    recorder = Recorder()
-    thread = threading.Thread(target=recorder.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield recorder
-    recorder.shutdown()
-    recorder.server_close()
-    thread.join()
+    with serving(Recorder()) as recorder:
+        yield recorder
 
 
 @pytest.fixture
@@ -184,12 +103,6 @@ def make(made: list[Channel], type: str, timeout: float = 5.0, **options: Any) -
     channel = build_channel(type, type, options, timeout=timeout)
     made.append(channel)
     return channel
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- webhook ------------------------------------------------------------------------------------
@@ -502,57 +415,10 @@ def test_build_channel__refusals() -> None:
 # -- SMTP ---------------------------------------------------------------------------------------
 
 
-@dataclass
-class Mailbox:
-    """Records each mail; RCPT answers 450 for busy@…, 550 for nobody@…"""
-
-    mails: list[tuple[str, list[str], bytes]] = field(default_factory=list)
-
-    async def handle_RCPT(
-        self, server: SMTPServer, session: Session, envelope: Envelope, address: str, options: Any
-    ) -> str:
-        if address.startswith("busy@"):
-            return "450 4.2.1 mailbox busy, try later"
-        if address.startswith("nobody@"):
-            return "550 5.1.1 no such user"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
-        content = envelope.original_content or b""
-        self.mails.append((str(envelope.mail_from), list(envelope.rcpt_tos), content))
-        return "250 Message accepted for delivery"
-
-    def parsed(self, index: int) -> EmailMessage:
-        mail = email.message_from_bytes(self.mails[index][2], policy=email.policy.default)
-        assert isinstance(mail, EmailMessage)
-        return mail
-
-
-def _authenticate(
-    server: SMTPServer, session: Session, envelope: Envelope, mechanism: str, data: Any
-) -> AuthResult:
-    ok = isinstance(data, LoginPassword) and (data.login, data.password) == (
-        b"rectiflow",
-        b"s3cret-pass",
-    )
-    return AuthResult(success=ok, handled=False)
-
-
 @pytest.fixture
 def smtpd() -> Iterator[tuple[Mailbox, int]]:
-    mailbox = Mailbox()
-    port = closed_port()
-    controller = Controller(
-        mailbox,
-        hostname="127.0.0.1",
-        port=port,
-        authenticator=_authenticate,
-        auth_require_tls=False,
-    )
-    controller.start()
-    yield mailbox, port
-    controller.stop()
+    with smtp_server() as running:
+        yield running
 
 
 def smtp_channel(made: list[Channel], port: int, **options: Any) -> Channel:
