@@ -47,12 +47,16 @@ from apscheduler.triggers.interval import IntervalTrigger
 from loguru import logger
 from sqlalchemy.exc import DBAPIError
 
+from rectiflow.engine.errors import StoreUnavailable, ValidationError
 from rectiflow.engine.types import DaemonBeat
 
 if TYPE_CHECKING:
     from rectiflow.app import Engine
     from rectiflow.notify.dispatcher import Dispatcher
 
+# Database errors back off and are logged as warnings: the store raises StoreUnavailable
+# (StoreBusy), and SQLAlchemy's own where a query bypasses the store's boundary.
+_DATABASE_ERRORS = (DBAPIError, StoreUnavailable)
 DEFAULT_DISPATCH_CRON = "0 9 25 * *"  # monthly dispatch: the 25th at 09:00 local time
 SWEEP = "sweep"
 EXECUTOR = "rectiflow"  # its own executor, so its own logger (apscheduler.executors.rectiflow)
@@ -88,6 +92,13 @@ class Scheduler:
         self.beat_interval = beat_interval
         self.batch_size = batch_size
         self.dispatch_cron = dispatch_cron
+        try:  # refused here, before anything starts, not when the job is added
+            CronTrigger.from_crontab(dispatch_cron, timezone=engine.tz)
+        except ValueError as exc:
+            raise ValidationError(
+                f"dispatch cron {dispatch_cron!r} (RECTIFLOW_DISPATCH_CRON) is not a crontab "
+                f"expression (minute hour day month weekday): {exc}"
+            ) from None
         self.dispatch_roles = dispatch_roles
         self.on_pass = on_pass
         self.dispatcher = dispatcher
@@ -109,6 +120,7 @@ class Scheduler:
         self._lag_logged = -60.0
         self._dispatch_owed_at: float | None = None  # monotonic; None: none owed
         self._snapshots_owed: set[str] = set()  # month keys whose snapshot is due
+        self._catch_up: str | None = None  # the month a start owes, if the ledger had cases
         self._snapshot_retry_at = 0.0
         self._stop_lock = threading.Lock()  # the stopper thread and the start listener
         # APScheduler logs every run of a job at INFO: once a second here, so only warnings.
@@ -156,6 +168,7 @@ class Scheduler:
         )  # fmt: skip
         last_month = (month_start - dt.timedelta(days=1)).strftime("%Y-%m")
         self._snapshots_owed.add(last_month)
+        self._catch_up = last_month
         self.aps = aps
         return aps
 
@@ -166,7 +179,7 @@ class Scheduler:
             self.beat = self.engine.store.register_daemon(
                 socket.gethostname(), os.getpid(), self.engine.now()
             )
-        except DBAPIError as exc:
+        except _DATABASE_ERRORS as exc:
             logger.bind(action="heartbeat").warning(
                 "cannot register the heartbeat yet ({error})", error=_first_line(exc)
             )
@@ -296,7 +309,7 @@ class Scheduler:
         if self._cut_off:
             error = f"no answer from the database for {self.stall_timeout:.0f}s ({error})"
         log = logger.bind(action="sweep")
-        if isinstance(exc, DBAPIError):
+        if isinstance(exc, _DATABASE_ERRORS):
             log.warning("sweep failed ({error}); retrying in {delay:.0f}s (attempt {n})",
                         error=error, delay=delay, n=self._failures)  # fmt: skip
         else:
@@ -324,7 +337,7 @@ class Scheduler:
     def _save(self, beat: DaemonBeat) -> None:
         try:
             self.engine.store.save_beat(beat)
-        except DBAPIError as exc:
+        except _DATABASE_ERRORS as exc:
             logger.bind(action="heartbeat").warning(
                 "heartbeat not saved ({error})", error=_first_line(exc)
             )
@@ -405,6 +418,9 @@ class Scheduler:
         from rectiflow.engine.errors import AlreadyTaken
 
         for month in sorted(self._snapshots_owed):
+            if month == self._catch_up and not self._had_cases_in(month):
+                self._snapshots_owed.discard(month)  # a ledger younger than the month
+                continue
             try:
                 for period, source in (
                     (month, None),
@@ -426,6 +442,15 @@ class Scheduler:
                 return
             self._snapshots_owed.discard(month)
 
+    def _had_cases_in(self, month: str) -> bool:
+        """Whether a case was open before the month ended: a fresh ledger owes no snapshot
+        of a month it did not exist in."""
+        from rectiflow.engine.reports import month_end_moment
+
+        year, number = (int(part) for part in month.split("-"))
+        end = month_end_moment(year, number, self.engine.tz)
+        return bool(self.engine.store.find_cases(limit=1, opened_before=end))
+
     def _owe_dispatch(self) -> None:
         """The cron job: the next pass runs the dispatch (and retries it until it is done)."""
         self._dispatch_owed_at = 0.0
@@ -445,6 +470,8 @@ class Scheduler:
 
 
 def _first_line(exc: BaseException) -> str:
+    if isinstance(exc, StoreUnavailable) and isinstance(exc.__cause__, DBAPIError):
+        exc = exc.__cause__
     if isinstance(exc, DBAPIError) and exc.orig is not None:
         exc = exc.orig
     text = str(exc).strip()

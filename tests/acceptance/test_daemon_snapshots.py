@@ -32,13 +32,34 @@ def said(daemons: list[Daemon], text: str) -> int:
     return sum(1 for d in daemons for r in d.records() if text in r["message"])
 
 
+def in_last_month() -> dt.datetime:
+    first = dt.datetime.now(ZoneInfo("Asia/Shanghai")).replace(day=1, hour=10)
+    return first - dt.timedelta(days=10)
+
+
 @pytest.fixture
 def db(tmp_path: Path) -> str:
+    """A ledger whose cases were opened last month."""
     url = fast_ledger(f"sqlite:///{tmp_path / 'ledger.db'}", tmp_path)
     with Engine(url) as engine:
         for i in range(3):
-            engine.open_case("督办员", unit="HRB", title=f"问题{i}", workflow="fast")
+            engine.open_case(
+                "督办员", unit="HRB", title=f"问题{i}", workflow="fast", now=in_last_month()
+            )
     return url
+
+
+@pytest.mark.slow
+def test_daemon__a_ledger_younger_than_last_month_owes_no_snapshot_of_it(
+    tmp_path: Path, daemons: Callable[[str], Daemon]
+) -> None:
+    url = fast_ledger(f"sqlite:///{tmp_path / 'young.db'}", tmp_path)
+    with Engine(url) as engine:
+        engine.open_case("督办员", unit="HRB", title="本月新问题", workflow="fast")
+    daemon = daemons(url)
+    daemon.wait_ready()
+    time.sleep(3)
+    assert taken(url) == []
 
 
 @pytest.mark.slow
