@@ -93,16 +93,31 @@ class Dispatcher:
     # --- notifications into deliveries ----------------------------------------------------
 
     def expand(self, now: dt.datetime) -> int:
-        """One delivery per (notification, routed channel, person holding its role)."""
+        """One delivery per (notification, routed channel, person holding its role), save
+        on a mail channel to a person without an email address. A notification that no
+        channel routes is delivered at once (the config says nobody hears of it); one
+        routed to nobody reachable stays undelivered, and says so in the log."""
         written = 0
         actors = self.engine.list_actors()
         while pending := self.store.unexpanded_notifications(self.batch_size):
             rows: list[dict[str, Any]] = []
+            unrouted: list[int] = []
+            people_of = {
+                note.id: recipients(actors, note.role, case.unit_path) for note, case in pending
+            }
+            contacts: dict[str, Contacts] = self.store.contacts_of(
+                sorted({name for names in people_of.values() for name in names})
+            )
             for note, case in pending:
-                people = recipients(actors, note.role, case.unit_path)
-                for route in self.config.channels:
-                    if not _routes(route, note):
-                        continue
+                routes = [route for route in self.config.channels if _routes(route, note)]
+                if not routes:
+                    unrouted.append(note.id)
+                    continue
+                made = len(rows)
+                for route in routes:
+                    people = people_of[note.id]
+                    if route.type == "smtp":  # mail needs an address: the others are not sent
+                        people = [p for p in people if (c := contacts.get(p)) and c.email]
                     when = _next_digest(route.digest, now, self.engine.tz) if route.digest else now
                     rows.extend(
                         {"notification_id": note.id, "channel": route.name, "recipient": name,
@@ -111,7 +126,15 @@ class Dispatcher:
                          "digest": route.digest is not None, "created_at": now}
                         for name in people
                     )  # fmt: skip
-            written += self.store.add_deliveries(rows, [note.id for note, _ in pending], now)
+                if len(rows) == made:
+                    logger.bind(action="deliver", case_id=case.id).warning(
+                        "notification {key}: nobody holding {role} can be reached on "
+                        "{channels}", key=note.key, role=note.role,
+                        channels=", ".join(route.name for route in routes),
+                    )  # fmt: skip
+            written += self.store.add_deliveries(
+                rows, [note.id for note, _ in pending], now, unrouted=unrouted
+            )
         return written
 
     # --- sending --------------------------------------------------------------------------
@@ -123,6 +146,7 @@ class Dispatcher:
         notes = self.store.notifications_of([d.notification_id for d in batch])
         contacts: dict[str, Contacts] = self.store.contacts_of(sorted({d.recipient for d in batch}))
         records: list[AttemptRecord] = []
+        units = {u.code: u.name for u in self.engine.list_units()}  # once a batch, not an event
         for group in _groups(batch):
             first = group[0]
             channel = self.channels.get(first.channel)
@@ -133,7 +157,7 @@ class Dispatcher:
                 ]  # fmt: skip
                 continue
             person = _recipient(first, contacts.get(first.recipient))
-            events = tuple(self._event(*_pair(notes[d.notification_id]), now) for d in group)
+            events = tuple(self._event(*_pair(notes[d.notification_id]), now, units) for d in group)
             subject, body = render(
                 events, person, digest=first.digest, overrides=self.config.templates
             )
@@ -184,10 +208,11 @@ class Dispatcher:
 
         return mask(text, self.config)
 
-    def _event(self, note: Notification, case: Case, now: dt.datetime) -> Event:
+    def _event(
+        self, note: Notification, case: Case, now: dt.datetime, units: Mapping[str, str]
+    ) -> Event:
         engine = self.engine
         spec = engine.workflow(case.workflow, case.workflow_version)
-        units = {u.code: u.name for u in engine.list_units()}
         light = engine.light(case, now)
         overdue = 0
         if case.due_at is not None and now > case.due_at:

@@ -82,10 +82,16 @@ class DeliveryRecords(SqlTransactions):
         return [(x, cases[x.case_id]) for x in notes]
 
     def add_deliveries(
-        self, rows: Iterable[Mapping[str, Any]], notification_ids: Sequence[int], at: dt.datetime
+        self,
+        rows: Iterable[Mapping[str, Any]],
+        notification_ids: Sequence[int],
+        at: dt.datetime,
+        *,
+        unrouted: Sequence[int] = (),
     ) -> int:
         """Write deliveries (a key already there is skipped: one per notification, channel
-        and person) and mark their notifications expanded, in one transaction."""
+        and person) and mark their notifications expanded, in one transaction; those of
+        ``unrouted`` (no channel carries them: nothing to send) are delivered too."""
         values = [dict(r) for r in rows]
         n = notification_t.c
         with self._write() as conn:
@@ -96,6 +102,13 @@ class DeliveryRecords(SqlTransactions):
             for i in range(0, len(notification_ids), _IDS):
                 chunk = list(notification_ids[i : i + _IDS])
                 conn.execute(notification_t.update().where(n.id.in_(chunk)).values(expanded_at=at))
+            for i in range(0, len(unrouted), _IDS):
+                chunk = list(unrouted[i : i + _IDS])
+                conn.execute(
+                    notification_t.update()
+                    .where(n.id.in_(chunk), n.delivered_at.is_(None))
+                    .values(delivered_at=at)
+                )
         return written
 
     # --- claims and attempts --------------------------------------------------------------
