@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -143,11 +144,21 @@ class Dispatcher:
         from rectiflow.notify.templates import render
         from rectiflow.store.delivery import AttemptRecord
 
+        started = time.monotonic()
         notes = self.store.notifications_of([d.notification_id for d in batch])
         contacts: dict[str, Contacts] = self.store.contacts_of(sorted({d.recipient for d in batch}))
         records: list[AttemptRecord] = []
         units = {u.code: u.name for u in self.engine.list_units()}  # once a batch, not an event
-        for group in _groups(batch):
+        groups = _groups(batch)
+        renewed = started
+        for group in groups:
+            if time.monotonic() - renewed > self.lease.total_seconds() / 3:
+                # A slow batch (endpoints timing out one after the other) keeps its
+                # deliveries, sent or not, until it records them: its lease ending mid-batch
+                # would let another dispatcher send them again at the same time.
+                renewed = time.monotonic()
+                until = now + dt.timedelta(seconds=renewed - started) + self.lease
+                self.store.renew_claims([d.id for d in batch], until)
             first = group[0]
             channel = self.channels.get(first.channel)
             if channel is None:  # the channel left the config: nothing can send it

@@ -139,6 +139,19 @@ class DeliveryRecords(SqlTransactions):
             ))  # fmt: skip
             return [Delivery(**r._mapping) for r in rows]
 
+    def renew_claims(self, ids: Sequence[int], until: dt.datetime) -> None:
+        """Extend the lease of deliveries still held (a batch that is slow to send keeps
+        them: another dispatcher must not take them while they are being sent)."""
+        d = delivery_t.c
+        with self._write() as conn:
+            for i in range(0, len(ids), _IDS):
+                chunk = list(ids[i : i + _IDS])
+                conn.execute(
+                    delivery_t.update()
+                    .where(d.id.in_(chunk), d.claimed_until.is_not(None), d.status.in_(OPEN))
+                    .values(claimed_until=until)
+                )
+
     def record_attempts(self, records: Sequence[AttemptRecord], at: dt.datetime) -> None:
         """Each attempt's outcome: sent, retrying (with its next time) or dead; the lease
         released; a notification all of whose deliveries are sent is delivered."""

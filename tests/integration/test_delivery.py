@@ -463,6 +463,27 @@ def test_rate_limit__sends_wait_their_turn_none_dropped(engine: Engine) -> None:
     assert elapsed >= 3 * 0.25 - 0.05  # 240 a minute: one every quarter second
 
 
+def test_lease__a_slow_batch_keeps_its_deliveries(engine: Engine, server: Recorder) -> None:
+    for _ in range(5):
+        remind(engine)
+    server.default = Answer(200, delay=0.4)  # the batch takes 2 s, the lease is 1 s
+    cfg = config(webhook(server.url))
+    slow = dispatcher(engine, cfg, lease=dt.timedelta(seconds=1))
+    other = dispatcher(engine, cfg, lease=dt.timedelta(seconds=1))
+    done: list[Any] = []
+    thread = threading.Thread(target=lambda: done.append(slow.run_once(seconds(0))))
+    try:
+        thread.start()
+        time.sleep(1.5)  # past the first lease: the slow one renewed it
+        assert other.run_once(seconds(1.5)).delivered == 0
+        thread.join(10)
+    finally:
+        slow.close()
+        other.close()
+    assert done[0].delivered == 5
+    assert Counter(Counter(server.keys()).values()) == {1: 5}  # none sent twice
+
+
 # --- secrets ---------------------------------------------------------------------------------
 
 
