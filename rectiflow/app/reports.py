@@ -39,13 +39,14 @@ class Reports(Calendar):
         now = self._now(now)
         paths = [self.store_unit(unit).path] if unit is not None else None
         specs: dict[tuple[str, int], tuple[WorkflowSpec, dict[str, int]]] = {}
+        lights: dict[tuple[Any, ...], str | None] = {}  # cases share deadlines: light once each
         for standing in self.store.case_standings(now, paths):
             key = (standing.workflow, standing.workflow_version)
             if key not in specs:
                 spec = self.workflow(*key)
                 specs[key] = (spec, {lv.level: i for i, lv in enumerate(spec.ladder)})
             spec, order = specs[key]
-            yield _facts(self, spec, order, standing, now)
+            yield _facts(self, spec, order, standing, now, lights)
 
     def store_unit(self, code: str) -> Unit:
         unit = self.store.get_unit(code)
@@ -85,26 +86,37 @@ class Reports(Calendar):
         now = self._now(now)
         root, scope_name, code = self._scope(unit)
         ladder = self._ladder()
-        total = Tally(ladder=ladder)
         groups: dict[str, Tally] = {}
+        rest = Tally(ladder=ladder)  # the cases of no group (by unit: the scope's own)
         cases: list[dict[str, Any]] = []
         units = {u.path: u for u in self.store.list_units()}
         if by == "unit":  # every unit at that depth has its row, with cases or without
             for path in units:
                 if reports.roll_up(path, root, depth) == path:
                     groups[path] = Tally(ladder=ladder)
+        rolled: dict[str, str | None] = {}  # unit path -> its group, rolled up once per unit
         for facts in self.case_facts(now, unit=unit):
             if not facts.unit_path.startswith(root):
                 continue
             category = reports.categorize(facts, now)
-            total.add(facts, category)
-            key = _group_key(facts, by, root, depth)
+            if by != "unit":
+                key = _group_key(facts, by, root, depth)
+            elif facts.unit_path in rolled:
+                key = rolled[facts.unit_path]
+            else:
+                key = rolled[facts.unit_path] = _group_key(facts, by, root, depth)
             if key is not None:
-                groups.setdefault(key, Tally(ladder=ladder)).add(facts, category)
+                group = groups.get(key)
+                if group is None:  # a Tally per group, not one made and dropped per case
+                    group = groups[key] = Tally(ladder=ladder)
+                group.add(facts, category)
+            else:
+                rest.add(facts, category)
             cases.append(
                 {"id": facts.case_id, "unit": facts.unit, "category": category,
                  "light": facts.light}
             )  # fmt: skip
+        total = _summed([*groups.values(), rest], ladder)  # each case counted once, then summed
         rows = []
         for key in sorted(groups):
             name = units[key].name if by == "unit" and key in units else key
@@ -164,7 +176,9 @@ class Reports(Calendar):
             return info
         ladder = self._ladder()
         units = self.store.list_units()
-        tallies = {u.path: Tally(ladder=ladder) for u in units}
+        # each case is counted in its own unit's tally; a unit's figures are those of its
+        # subtree, summed once at the end (not each case added to every ancestor's tally)
+        own = {u.path: Tally(ladder=ladder) for u in units}
         frozen: list[SnapshotCase] = []
         for facts in self.case_facts(now):
             category = reports.categorize(facts, now)
@@ -172,9 +186,12 @@ class Reports(Calendar):
                 period, facts.case_id, facts.unit, facts.unit_path, category, facts.light,
                 facts.state, facts.due_at, facts.level,
             ))  # fmt: skip
-            for path in _ancestors(facts.unit_path):
-                if path in tallies:
-                    tallies[path].add(facts, category)
+            if facts.unit_path in own:
+                own[facts.unit_path].add(facts, category)
+        tallies = {
+            u.path: _summed([t for p, t in own.items() if p.startswith(u.path)], ladder)
+            for u in units
+        }
         figures = {
             u.code: {**tallies[u.path].as_dict(), "figures": reports.unit_figures(tallies[u.path])}
             for u in units
@@ -269,20 +286,40 @@ class Reports(Calendar):
 
 def _facts(
     engine: Calendar, spec: WorkflowSpec, order: dict[str, int], s: CaseStanding,
-    now: dt.datetime,
+    now: dt.datetime, lights: dict[tuple[Any, ...], str | None],
 ) -> CaseFacts:  # fmt: skip
-    light = deadlines.light_of(engine.rules, spec, s.state, s.due_at, s.paused, s.long_term, now)
+    # the light depends on these alone for one ``now``; ``lights`` keeps it per call
+    args = (s.state, s.due_at, s.paused, s.long_term)
+    key = (spec.name, spec.version, *args)
+    if key in lights:
+        light = lights[key]
+    else:
+        found = deadlines.light_of(engine.rules, spec, *args, now)
+        light = lights[key] = found.value if found is not None else None
+    # positional, in the order of CaseFacts' fields: keywords cost twice as much a case
     return CaseFacts(
-        case_id=s.id, unit=s.unit, unit_path=s.unit_path, category=s.category,
-        source=s.source, severity=s.severity, state=s.state,
-        final=spec.states[s.state].final, dismissed=s.state == "dismissed",
-        in_rectify=s.state == spec.due_state, in_verify=s.state == "verify",
-        paused=s.paused, long_term=s.long_term, due_at=s.due_at,
-        stage_entered_at=s.stage_entered_at, measures=s.measures,
-        measures_done=s.measures_done, measures_late=s.measures_late,
-        levels=tuple(sorted(s.levels, key=lambda lv: order.get(lv, len(order)))),
-        light=light.value if light is not None else None,
+        s.id, s.unit, s.unit_path, s.category, s.source, s.severity, s.state,
+        spec.states[s.state].final, s.state == "dismissed", s.state == spec.due_state,
+        s.state == "verify", s.paused, s.long_term, s.due_at, s.stage_entered_at, s.measures,
+        s.measures_done, s.measures_late,
+        tuple(sorted(s.levels, key=lambda lv: order.get(lv, len(order)))) if s.levels else (),
+        light,
     )  # fmt: skip
+
+
+def _summed(parts: Sequence[Tally], ladder: Sequence[str]) -> Tally:
+    """One tally of the cases counted in ``parts``."""
+    out = Tally(ladder=ladder)
+    for part in parts:
+        out.total += part.total
+        out.completed += part.completed
+        for into, counts in (
+            (out.categories, part.categories), (out.lights, part.lights),
+            (out.escalations, part.escalations),
+        ):  # fmt: skip
+            for key, n in counts.items():
+                into[key] = into.get(key, 0) + n
+    return out
 
 
 def _overdue(case: Any, units: dict[str, Unit], tz: dt.tzinfo) -> dict[str, Any]:
@@ -299,12 +336,6 @@ def _group_key(facts: CaseFacts, by: str, root: str, depth: int) -> str | None:
         return reports.roll_up(facts.unit_path, root, depth)
     value = getattr(facts, by)
     return value if value is not None else "（未填）"
-
-
-def _ancestors(path: str) -> Iterator[str]:
-    parts = path.strip("/").split("/")
-    for i in range(1, len(parts) + 1):
-        yield "/" + "/".join(parts[:i]) + "/"
 
 
 def _is_child(unit: Unit, root: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import operator
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -26,6 +27,11 @@ from rectiflow.store.tables import (
 from rectiflow.store.transactions import SqlTransactions
 
 _FETCH = 5000  # rows taken off the cursor at a time: a report streams, it does not hold
+_INSERT_SNAPSHOT = snapshot_t.insert()
+_SNAPSHOT_KEYS = ["period", "kind", "as_of", "taken_at", "taken_by"]
+_INSERT_SNAPSHOT_CASE = snapshot_case_t.insert()
+_INSERT_SNAPSHOT_UNIT = snapshot_unit_t.insert()
+_SNAPSHOT_UNIT_KEYS = ["period", "unit", "figures"]
 
 
 class ReportRecords(SqlTransactions):
@@ -78,16 +84,21 @@ class ReportRecords(SqlTransactions):
         self, now: dt.datetime, unit_paths: Sequence[str] | None = None
     ) -> Iterator[CaseStanding]:
         prepared = Prepared(self._standings_statement(unit_paths), self.engine.dialect, None)
-        due_at, entered = 11, 12  # the time columns, converted by their type
-        to_time = UTCDateTime().process_result_value
+        to_time, dialect = UTCDateTime().process_result_value, self.engine.dialect
+        iso = dt.datetime.fromisoformat if self.is_sqlite else None  # SQLite: UTCDateTime's text
+        due_at: dt.datetime | None
+        entered: Any
         with self._cursor(write=False) as cursor:
             prepared.execute(cursor, {"now": now})
             while rows := cursor.fetchmany(_FETCH):
                 for r in rows:
+                    if iso is not None:  # parsed as UTCDateTime parses it, without the call
+                        due_at, entered = iso(r[11]) if r[11] is not None else None, iso(r[12])
+                    else:
+                        due_at, entered = to_time(r[11], dialect), to_time(r[12], dialect)
                     yield CaseStanding(
                         r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], bool(r[9]),
-                        bool(r[10]), to_time(r[due_at], self.engine.dialect),
-                        to_time(r[entered], self.engine.dialect),  # type: ignore[arg-type]
+                        bool(r[10]), due_at, entered,
                         r[13], int(r[14]), int(r[15]), int(r[16]),
                         tuple(r[17].split(",")) if r[17] else (),
                     )  # fmt: skip
@@ -95,27 +106,41 @@ class ReportRecords(SqlTransactions):
     def save_snapshot(
         self, info: SnapshotInfo, cases: Iterable[SnapshotCase], units: Mapping[str, Any]
     ) -> None:
+        # On the DB-API cursor (fast.Prepared): Core's set-up per row cost more than the rest
+        # of a snapshot. Still one transaction; the cases go in batches to bound the memory.
         keys = [col.key for col in snapshot_case_t.c]
         try:
-            with self._write() as conn:
-                conn.execute(snapshot_t.insert().values(
-                    period=info.period, kind=info.kind, as_of=info.as_of,
-                    taken_at=info.taken_at, taken_by=info.taken_by,
-                ))  # fmt: skip
-                batch: list[dict[str, Any]] = []
+            with self._cursor() as cursor:
+                self.statements(_INSERT_SNAPSHOT, _SNAPSHOT_KEYS).execute(cursor, {
+                    "period": info.period, "kind": info.kind, "as_of": info.as_of,
+                    "taken_at": info.taken_at, "taken_by": info.taken_by,
+                })  # fmt: skip
+                insert_case = self.statements(_INSERT_SNAPSHOT_CASE, keys)
+                # every column is given: the bound row is the case's fields in the
+                # statement's order (in C), their types' conversions applied, no dict a row
+                assert insert_case.positional
+                assert not insert_case.defaults
+                values, convert = operator.attrgetter(*insert_case.names), insert_case.bind_convert
+                batch: list[list[Any]] = []
                 for case in cases:
-                    batch.append({k: getattr(case, k) for k in keys})
+                    row = list(values(case))
+                    for i, process in convert:
+                        if row[i] is not None:
+                            row[i] = process(row[i])
+                    batch.append(row)
                     if len(batch) == _FETCH:
-                        conn.execute(snapshot_case_t.insert(), batch)
+                        cursor.executemany(insert_case.sql, batch)
                         batch = []
                 if batch:
-                    conn.execute(snapshot_case_t.insert(), batch)
+                    cursor.executemany(insert_case.sql, batch)
                 rows = [
                     {"period": info.period, "unit": code, "figures": json.dumps(figures)}
                     for code, figures in units.items()
                 ]
                 if rows:
-                    conn.execute(snapshot_unit_t.insert(), rows)
+                    self.statements(_INSERT_SNAPSHOT_UNIT, _SNAPSHOT_UNIT_KEYS).executemany(
+                        cursor, rows
+                    )
         except sa.exc.IntegrityError as exc:
             if self.get_snapshot(info.period) is not None:
                 raise AlreadyTaken(info.period) from exc
