@@ -35,6 +35,7 @@ from rectiflow.app.measures import Measures
 from rectiflow.app.registry import Registry
 from rectiflow.app.reports import Reports
 from rectiflow.app.views import Views
+from rectiflow.engine.errors import ValidationError
 from rectiflow.engine.storage import Store
 from rectiflow.engine.types import WorkflowRecord
 from rectiflow.store import open_store
@@ -68,8 +69,8 @@ class Engine(Views, Measures, Ledger, Cases, Deadlines, Reports, Calendar, Regis
         store: Store | None = None,
     ) -> None:
         self.url = url
+        self.tz = _zone(tz or DEFAULT_TZ)
         self.store = store if store is not None else open_store(url)
-        self.tz = ZoneInfo(tz or DEFAULT_TZ)
         self.clock = clock
         self._specs = {}
         self._rules = None
@@ -87,9 +88,10 @@ class Engine(Views, Measures, Ledger, Cases, Deadlines, Reports, Calendar, Regis
         self.stop_scheduler()
         self.store.close()
 
-    def init(self) -> list[WorkflowRecord]:
-        """Create (or upgrade) the schema and register the shipped workflows. Idempotent."""
-        self.store.create_schema()
+    def init(self, *, force: bool = False) -> list[WorkflowRecord]:
+        """Create (or upgrade) the schema and register the shipped workflows. Idempotent.
+        A database holding another program's tables is refused unless ``force``."""
+        self.store.create_schema(force=force)
         registered = []
         for filename in SHIPPED_WORKFLOWS:
             text = resources.files("rectiflow.workflows").joinpath(filename).read_text("utf-8")
@@ -118,3 +120,14 @@ class Engine(Views, Measures, Ledger, Cases, Deadlines, Reports, Calendar, Regis
         if self._scheduler is not None:
             self._scheduler.stop()
             self._scheduler = None
+
+
+def _zone(name: str) -> ZoneInfo:
+    """The IANA time zone ``name``; an unknown one is a ValidationError."""
+    try:
+        return ZoneInfo(name)
+    except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
+        pass
+    raise ValidationError(
+        f"unknown time zone {name!r} (RECTIFLOW_TZ): use an IANA name such as Asia/Shanghai"
+    )

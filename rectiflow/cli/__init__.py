@@ -20,7 +20,7 @@ from typer.core import TyperGroup
 
 from rectiflow.cli import actors, admin, cases, ledger, operate, outbox, reports
 from rectiflow.cli.common import Settings
-from rectiflow.engine.errors import RectiflowError
+from rectiflow.engine.errors import RectiflowError, UsageError
 
 
 class _PanelGroup(TyperGroup):
@@ -57,7 +57,8 @@ app = typer.Typer(
         "measure done MEASURE_ID (owner) → case fire ID submit (owner) → case fire ID accept "
         "(verifier). case triggers ID shows what can fire now; case show ID shows the rest.\n\n"
         "Exit codes: 0 ok, 1 a bug, 2 usage or validation, 3 not found, 4 transition "
-        "rejected, 5 conflict, 6 permission denied, 7 integrity failure, 8 unhealthy."
+        "rejected, 5 conflict or database busy, 6 permission denied, 7 integrity failure or "
+        "evidence changed, 8 unhealthy, 9 database unavailable."
     ),
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -108,11 +109,10 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Entry point of the console script: run one command and exit with its code."""
     settings = Settings()
     command = typer.main.get_command(app)
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        result = command.main(
-            args=list(sys.argv[1:] if argv is None else argv), prog_name="rectiflow",
-            standalone_mode=False, obj=settings,
-        )  # fmt: skip
+        _check_text(args)
+        result = command.main(args=args, prog_name="rectiflow", standalone_mode=False, obj=settings)
         code = result if isinstance(result, int) else 0  # an int only comes from typer.Exit
     except RectiflowError as exc:
         code = _fail(str(exc), exc.exit_code, settings.debug)
@@ -124,6 +124,17 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except Exception as exc:
         code = _fail(f"unexpected {type(exc).__name__}: {exc}", 1, settings.debug)
     sys.exit(code)
+
+
+def _check_text(args: Sequence[str]) -> None:
+    """Python hands bytes that are not UTF-8 on as lone surrogates: refuse them at once,
+    before they reach the database (which cannot store them) or a terminal."""
+    for number, arg in enumerate(args, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = arg.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+            raise UsageError(f"argument {number} is not UTF-8 text: {shown}") from None
 
 
 def _fail(message: str, code: int, debug: bool) -> int:

@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from rectiflow.cli.common import (
+    FIRST_YEAR,
+    LAST_YEAR,
+    MAX_ID,
     JsonOption,
     case_table,
     escalation_table,
@@ -61,12 +64,22 @@ def register(app: typer.Typer) -> None:
 
 
 @with_engine(create=True)
-def init(engine: Engine) -> None:
+def init(
+    engine: Engine,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Add the ledger's tables to a database that holds other tables."
+        ),
+    ] = False,
+) -> None:
     """Create or upgrade the database and register the shipped workflows (idempotent).
+
+    A database with another program's tables is refused unless --force.
 
     Example: rectiflow --db ledger.db init
     """
-    records = engine.init()
+    records = engine.init(force=force)
     names = ", ".join(f"{r.name}@{r.version}" for r in records)
     print(f"database ready: {engine.url} (workflows: {names})")
 
@@ -246,7 +259,9 @@ def workflow_diagram(
 @with_engine
 def audit_verify(
     engine: Engine,
-    case: Annotated[int | None, typer.Option(metavar="ID", help="Only this case.")] = None,
+    case: Annotated[
+        int | None, typer.Option(metavar="ID", help="Only this case.", min=0, max=MAX_ID)
+    ] = None,
     json: JsonOption = False,
 ) -> None:
     """Recompute every history chain; exit 7 naming the first broken link (case, seq).
@@ -279,7 +294,7 @@ def calendar_load(engine: Engine, file: FileArg) -> None:
 @with_engine
 def calendar_show(
     engine: Engine,
-    year: Annotated[int, typer.Argument(metavar="YEAR")],
+    year: Annotated[int, typer.Argument(metavar="YEAR", min=FIRST_YEAR, max=LAST_YEAR)],
     all_days: Annotated[bool, typer.Option("--all", help="List every day of the year.")] = False,
     json: JsonOption = False,
 ) -> None:

@@ -9,6 +9,7 @@ import typer
 
 from rectiflow import views
 from rectiflow.cli.common import (
+    MAX_ID,
     JsonOption,
     case_table,
     is_terminal,
@@ -62,10 +63,10 @@ measure_app = typer.Typer(
 )
 
 Actor = Annotated[str, typer.Option("--actor", "-a", help="Who does it (an actor name).")]
-CaseId = Annotated[int, typer.Argument(metavar="ID", help="The case id.")]
+CaseId = Annotated[int, typer.Argument(metavar="ID", help="The case id.", min=0, max=MAX_ID)]
 ExpectVersion = Annotated[
     int | None,
-    typer.Option(help="Refuse (exit 5) unless the case is at this version."),
+    typer.Option(help="Refuse (exit 5) unless the case is at this version.", min=0, max=MAX_ID),
 ]
 
 
@@ -235,10 +236,11 @@ def case_list(
         int | None,
         typer.Option(
             min=0,
+            max=MAX_ID,
             help=f"At most this many cases (0: all). Default on a terminal {PAGE}, else all.",
         ),
     ] = None,
-    offset: Annotated[int, typer.Option(min=0, help="Skip this many cases first.")] = 0,
+    offset: Annotated[int, typer.Option(min=0, max=MAX_ID, help="Skip this many cases first.")] = 0,
     include_co: Annotated[
         bool, typer.Option("--include-co", help="With --unit: also cases it co-works (配合).")
     ] = False,
@@ -411,7 +413,7 @@ def case_note(
 @with_engine
 def measure_add(
     engine: Engine,
-    case_id: Annotated[int, typer.Argument(metavar="CASE_ID")],
+    case_id: Annotated[int, typer.Argument(metavar="CASE_ID", min=0, max=MAX_ID)],
     text: Annotated[str, typer.Option(help="What will be done.")],
     actor: Actor,
     due: Annotated[str | None, typer.Option(metavar="DATE", help="YYYY-MM-DD.")] = None,
@@ -431,7 +433,7 @@ def measure_add(
 @with_engine
 def measure_done(
     engine: Engine,
-    measure_id: Annotated[int, typer.Argument(metavar="MEASURE_ID")],
+    measure_id: Annotated[int, typer.Argument(metavar="MEASURE_ID", min=0, max=MAX_ID)],
     actor: Actor,
     evidence: Annotated[
         Path | None,

@@ -19,13 +19,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rectiflow.engine.errors import UsageError
+from rectiflow.engine.errors import StoreUnavailable, UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from rectiflow.app import Engine
     from rectiflow.engine.types import Case, Escalation, Light
+
+#: The largest id, version or count an argument may give: the database's 64-bit integer.
+MAX_ID = 2**63 - 1
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
@@ -46,6 +49,10 @@ class Settings:
     def engine(self, ctx: typer.Context, *, create: bool = False) -> Engine:
         if self._engine is None:
             path = sqlite_path(self.url)
+            if path is not None and path.is_dir():
+                raise StoreUnavailable(f"{path} is a folder, not a SQLite file")
+            if path is not None and not path.parent.is_dir():
+                raise StoreUnavailable(f"no folder {path.parent} for the database {path.name}")
             if not create and path is not None and not path.exists():
                 raise UsageError(
                     f"no database at {path}: run `rectiflow init` first (or pass --db)"
@@ -73,8 +80,9 @@ def setup_logging(debug: bool) -> None:
 
 
 def db_url(value: str) -> str:
-    """A URL as given, or a bare file path taken as a SQLite file."""
-    if "://" in value:
+    """A URL as given, or a bare file path taken as a SQLite file (an empty one stays empty:
+    the store refuses it)."""
+    if "://" in value or not value.strip():
         return value
     return f"sqlite:///{Path(value).expanduser().resolve()}"
 
@@ -83,7 +91,9 @@ def sqlite_path(url: str) -> Path | None:
     if not url.startswith("sqlite:///"):
         return None
     path = url.removeprefix("sqlite:///").split("?", 1)[0]
-    return None if path in ("", ":memory:") else Path(path)
+    if path in ("", ":memory:") or path.startswith("file:"):  # file: a URI SQLite opens
+        return None
+    return Path(path)
 
 
 def with_engine(
@@ -116,12 +126,23 @@ def with_engine(
 # --- parsing arguments ----------------------------------------------------------------------
 
 
+#: The years a time or date given on the command line may fall in: a ledger's dates are
+#: this century's, and a year 1 or 9999 is a typing slip (and overflows time zone arithmetic).
+FIRST_YEAR, LAST_YEAR = 1970, 2999
+
+
+def _in_range(day: dt.date, value: str, what: str) -> None:
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise UsageError(f"{what}: {value!r} is out of range (years {FIRST_YEAR}–{LAST_YEAR})")
+
+
 def parse_time(value: str, engine: Engine, what: str) -> dt.datetime:
     """An ISO-8601 time; without an offset it is local time. Returned in UTC."""
     try:
         at = dt.datetime.fromisoformat(value)
     except ValueError:
         raise UsageError(f"{what}: not an ISO-8601 time: {value!r}") from None
+    _in_range(at, value, what)
     if at.tzinfo is None:
         at = at.replace(tzinfo=engine.tz)
     return at.astimezone(dt.UTC)
@@ -135,6 +156,7 @@ def parse_day_or_time(value: str, engine: Engine, what: str) -> dt.datetime:
         day = dt.date.fromisoformat(value)
     except ValueError:
         raise UsageError(f"{what}: not a date (YYYY-MM-DD) or a time: {value!r}") from None
+    _in_range(day, value, what)
     return dt.datetime.combine(day, dt.time(), engine.tz).astimezone(dt.UTC)
 
 
@@ -145,9 +167,11 @@ def parse_due(value: str | None, engine: Engine) -> dt.date | dt.datetime | None
     if "T" in value or " " in value:
         return parse_time(value, engine, "--due")
     try:
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
         raise UsageError(f"--due: not a date (YYYY-MM-DD): {value!r}") from None
+    _in_range(day, value, "--due")
+    return day
 
 
 def split_version(ref: str) -> tuple[str, int | None]:

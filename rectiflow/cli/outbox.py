@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rectiflow.cli.common import JsonOption, print_json, read_text, stamp, table, with_engine
+from rectiflow.cli.common import (
+    MAX_ID,
+    JsonOption,
+    print_json,
+    read_text,
+    stamp,
+    table,
+    with_engine,
+)
 from rectiflow.engine.errors import NotFound, UsageError, ValidationError
 
 if TYPE_CHECKING:
@@ -44,7 +52,7 @@ def outbox_list(
     status: Annotated[str | None, typer.Option(help="pending, retrying, sent or dead.")] = None,
     actor: Annotated[str | None, typer.Option(help="Deliveries to this person.")] = None,
     level: Annotated[str | None, typer.Option(help="remind, warn, supervise, ...")] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="At most this many.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, max=MAX_ID, help="At most this many.")] = None,
     json: JsonOption = False,
 ) -> None:
     """Deliveries by id: to whom, on which channel, how they stand.
@@ -74,7 +82,7 @@ def outbox_list(
 @with_engine
 def outbox_show(
     engine: Engine,
-    delivery_id: Annotated[int, typer.Argument(metavar="ID")],
+    delivery_id: Annotated[int, typer.Argument(metavar="ID", min=0, max=MAX_ID)],
     json: JsonOption = False,
 ) -> None:
     """One delivery with every attempt (time, outcome, HTTP code or SMTP reply, error).
@@ -107,7 +115,7 @@ def outbox_show(
 @with_engine
 def outbox_retry(
     engine: Engine,
-    delivery_id: Annotated[int | None, typer.Argument(metavar="[ID]")] = None,
+    delivery_id: Annotated[int | None, typer.Argument(metavar="[ID]", min=0, max=MAX_ID)] = None,
     dead: Annotated[bool, typer.Option("--dead", help="Every dead delivery.")] = False,
 ) -> None:
     """Send a delivery again now, with a fresh retry schedule (or every dead one).

@@ -42,7 +42,8 @@ def report_progress(
     unit: Unit = None,
     by: Annotated[str, typer.Option(help="unit, category, source or severity.")] = "unit",
     depth: Annotated[
-        int, typer.Option(min=1, help="Units this many levels below the scope (1: children).")
+        int,
+        typer.Option(min=1, max=100, help="Units this many levels below the scope (1: children)."),
     ] = 1,
     fmt: Format = None,
     out: Out = None,

@@ -116,3 +116,20 @@ class Unhealthy(RectiflowError):
     """``health`` found the sweep behind or no daemon sweeping."""
 
     exit_code = 8
+
+
+class StoreUnavailable(RectiflowError):
+    """The database cannot be opened or used: unreachable, refused, not a database, not a
+    rectiflow ledger, read-only. Raised by the store in place of the driver's errors, so that
+    callers need not know SQLAlchemy's exceptions."""
+
+    exit_code = 9
+
+
+class StoreBusy(StoreUnavailable):
+    """The database stayed locked by another process longer than the busy timeout."""
+
+    exit_code = 5
+
+    def __init__(self, message: str = "database is busy, try again") -> None:
+        super().__init__(message)

@@ -182,9 +182,11 @@ class Store(Protocol):
     """Persistence for one ledger. Thread-safe: one store serves every thread of a process,
     and several processes may share one SQL database."""
 
-    def create_schema(self) -> None:
+    def create_schema(self, *, force: bool = False) -> None:
         """Create the schema or bring it to the newest revision. Idempotent; one process at
-        a time (an advisory lock on PostgreSQL, the write lock on SQLite)."""
+        a time (an advisory lock on PostgreSQL, the write lock on SQLite). A database that
+        holds other tables and no revision of ours is refused (StoreUnavailable) unless
+        ``force``."""
         ...
 
     def schema_revision(self) -> tuple[str | None, str]:

@@ -23,6 +23,12 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import StaticPool
 
+from rectiflow.engine.errors import StoreUnavailable, ValidationError
+
+#: How long a SQLite connection waits for another process's write lock before the store
+#: gives up with StoreBusy; ``?timeout=SECONDS`` in the URL sets another.
+SQLITE_BUSY_TIMEOUT = 30.0
+
 # libpq parameters, unless the URL sets them: give up connecting after 5 s, probe an idle
 # TCP connection after 30 s, drop unacknowledged data after 60 s; on the server, end a
 # statement after 60 s and a transaction left idle (its client frozen or gone) after 60 s,
@@ -38,11 +44,43 @@ POSTGRES_CONNECT_ARGS: dict[str, Any] = {
 POSTGRES_SESSION_OPTIONS = "-c statement_timeout=60000 -c idle_in_transaction_session_timeout=60000"
 
 
+def parse_url(text: str) -> sa.URL:
+    """A database URL, refused (ValidationError: a bad argument) when it is empty, does not
+    parse or names a database rectiflow does not run on (SQLite, PostgreSQL)."""
+    if not text.strip():
+        raise ValidationError("no database URL given")
+    try:
+        url = sa.engine.make_url(text)
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        raise ValidationError(f"not a database URL: {text!r} ({exc})") from None
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        shown = url.render_as_string(hide_password=True)
+        raise ValidationError(
+            f"unknown database {url.drivername!r} in {shown}: use sqlite:///FILE or "
+            "postgresql+psycopg://USER@HOST/DB"
+        )
+    if url.get_backend_name() == "sqlite":
+        try:
+            _sqlite_timeout(url)
+        except ValueError:
+            raise ValidationError(f"timeout= in {text!r}: not a number of seconds") from None
+    return url
+
+
+def _sqlite_timeout(url: sa.URL) -> float:
+    value = url.query.get("timeout", SQLITE_BUSY_TIMEOUT)
+    seconds = float(value if isinstance(value, str | float) else value[-1])
+    if not 0 <= seconds <= 86_400:
+        raise ValueError(seconds)
+    return seconds
+
+
 def create_engine(url: sa.URL) -> sa.Engine:
     """The SQLAlchemy engine for ``url``, configured for rectiflow's use of it."""
     kwargs: dict[str, Any] = {}
     if url.get_backend_name() == "sqlite":
-        kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        timeout = _sqlite_timeout(url)
+        kwargs["connect_args"] = {"timeout": timeout, "check_same_thread": False}
         if url.database in (None, "", ":memory:"):
             kwargs["poolclass"] = StaticPool
     else:
@@ -54,13 +92,17 @@ def create_engine(url: sa.URL) -> sa.Engine:
         # Last in, first out: a transition that reads the calendar meanwhile borrows a
         # second connection, and the next transition then gets the first one back, warm.
         kwargs["pool_use_lifo"] = True
-    engine = sa.create_engine(url, **kwargs)
+    try:
+        engine = sa.create_engine(url, **kwargs)
+    except (ImportError, sa.exc.ArgumentError) as exc:  # a driver not installed, a bad option
+        shown = url.render_as_string(hide_password=True)
+        raise StoreUnavailable(f"cannot open {shown}: {exc}") from None
     if url.get_backend_name() == "sqlite":
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, int(_sqlite_timeout(url) * 1000))
     return engine
 
 
-def _configure_sqlite(engine: sa.Engine) -> None:
+def _configure_sqlite(engine: sa.Engine, busy_ms: int) -> None:
     """WAL, a busy timeout, foreign keys; and transactions begun by us, not by pysqlite."""
 
     @event.listens_for(engine, "connect")
@@ -69,7 +111,7 @@ def _configure_sqlite(engine: sa.Engine) -> None:
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

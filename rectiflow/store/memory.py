@@ -125,7 +125,7 @@ class MemoryStore(MemoryLedger, MemoryReports):
     def schema_revision(self) -> tuple[str | None, str]:
         return "memory", "memory"  # nothing to migrate: the store lives as long as the process
 
-    def create_schema(self) -> None:
+    def create_schema(self, *, force: bool = False) -> None:
         pass
 
     def close(self) -> None:

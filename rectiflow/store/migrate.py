@@ -30,6 +30,25 @@ def current(conn: Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
 
+def foreign_tables(conn: Connection) -> list[str]:
+    """The tables of a database that is not a rectiflow ledger: it has tables but no schema
+    revision of ours (none, or another program's Alembic revision). Empty for a ledger or an
+    empty database."""
+    from sqlalchemy import inspect
+
+    names = sorted(inspect(conn).get_table_names())
+    if not names:
+        return []
+    revision = current(conn) if "alembic_version" in names else None
+    if revision is not None:
+        try:
+            if ScriptDirectory.from_config(_config()).get_revision(revision) is not None:
+                return []
+        except Exception:  # alembic: an unknown revision id
+            pass
+    return names
+
+
 def upgrade(conn: Connection, revision: str = "head") -> None:
     """Upgrade inside the caller's transaction (SQLite: BEGIN IMMEDIATE already serializes)."""
     if conn.dialect.name == "postgresql":

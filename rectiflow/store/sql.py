@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import bindparam
 
-from rectiflow.engine.errors import ConflictError, NotFound, ValidationError
+from rectiflow.engine.errors import ConflictError, NotFound, StoreUnavailable, ValidationError
 from rectiflow.engine.history import GENESIS
 from rectiflow.engine.storage import CaseChange, NewCase, ref_key
 from rectiflow.engine.types import Actor, Case, HistoryEntry, Measure, Note, Unit, WorkflowRecord
@@ -170,9 +170,11 @@ class SqlStore(
         super().__init__(url)
         self._case_for_update = CASE_BY_ID if self.is_sqlite else _CASE_FOR_UPDATE
 
-    def create_schema(self, revision: str = "head") -> None:
+    def create_schema(self, revision: str = "head", *, force: bool = False) -> None:
         from rectiflow.store import migrate  # alembic costs every CLI call 0.1 s to import
 
+        if not force:
+            self._refuse_foreign()
         if not self.is_sqlite:
             with self._write() as conn:
                 migrate.upgrade(conn, revision)
@@ -180,7 +182,7 @@ class SqlStore(
         # SQLite alters a table by copying it, and dropping the old copy would trip the
         # foreign keys of the rows that point at it: switch them off around the migration
         # (only possible outside a transaction) and check them before turning them back on.
-        with self.engine.connect() as conn:
+        with self.guard(), self.engine.connect() as conn:
             raw = conn.connection.driver_connection
             assert raw is not None
             raw.execute("PRAGMA foreign_keys=OFF")
@@ -194,11 +196,26 @@ class SqlStore(
                 raw.execute("PRAGMA foreign_keys=ON")
 
     def schema_revision(self) -> tuple[str | None, str]:
-        """(the database's revision, the newest this code knows)."""
+        """(the database's revision, the newest this code knows); StoreUnavailable when the
+        database holds another program's tables."""
+        from rectiflow.store import migrate
+
+        self._refuse_foreign()
+        with self._read() as conn:
+            return migrate.current(conn), migrate.head()
+
+    def _refuse_foreign(self) -> None:
         from rectiflow.store import migrate
 
         with self._read() as conn:
-            return migrate.current(conn), migrate.head()
+            tables = migrate.foreign_tables(conn)
+        if tables:
+            shown = ", ".join(tables[:5]) + (", …" if len(tables) > 5 else "")
+            raise StoreUnavailable(
+                f"{self.url.render_as_string(hide_password=True)} is not a rectiflow ledger "
+                f"(it holds other tables: {shown}); `rectiflow init --force` adds the "
+                "ledger's tables beside them"
+            )
 
     # --- units and actors -----------------------------------------------------------------
 

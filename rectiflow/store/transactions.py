@@ -14,15 +14,49 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from rectiflow.engine.errors import StoreBusy, StoreUnavailable
 from rectiflow.store import connections
 from rectiflow.store.fast import Statements
+
+# SQLSTATEs of a PostgreSQL transaction that lost a race for a lock (class 40: rollback,
+# 55P03: lock not available, 57014: statement cancelled by its timeout): try again later.
+_PG_BUSY = ("40", "55P03", "57014")
+# What SQLite says when the write lock stayed taken past the busy timeout.
+_SQLITE_BUSY = ("database is locked", "database table is locked", "database is busy")
+
+
+def store_error(exc: BaseException, url: sa.URL) -> StoreUnavailable | None:
+    """The store's error for a driver's (or SQLAlchemy's) database error, or None for the
+    errors the store handles itself (a unique key taken: IntegrityError)."""
+    orig: BaseException = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig else exc
+    if isinstance(exc, sa.exc.IntegrityError) or type(orig).__name__ == "IntegrityError":
+        return None
+    if not isinstance(exc, sa.exc.DBAPIError) and not _is_driver_error(orig):
+        return None
+    reason = " ".join(str(orig).split()) or type(orig).__name__
+    sqlstate = getattr(orig, "sqlstate", None) or ""
+    if any(text in reason.lower() for text in _SQLITE_BUSY) or sqlstate.startswith(_PG_BUSY):
+        return StoreBusy()
+    where = url.render_as_string(hide_password=True)
+    if "no such table" in reason or sqlstate == "42P01":
+        return StoreUnavailable(f"{where} is not a rectiflow ledger (run `rectiflow init`)")
+    return StoreUnavailable(f"cannot use the database {where}: {reason}")
+
+
+def _is_driver_error(exc: BaseException) -> bool:
+    module = type(exc).__module__
+    return (
+        isinstance(exc, Exception)
+        and module.startswith(("sqlite3", "psycopg"))
+        and (any(base.__name__ == "Error" for base in type(exc).__mro__))
+    )
 
 
 class SqlTransactions:
     """The engine, its connections and the transactions every part of SqlStore runs in."""
 
     def __init__(self, url: str) -> None:
-        self.url = sa.engine.make_url(url)
+        self.url = connections.parse_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.engine = connections.create_engine(self.url)
         self.connections = connections.Connections(self.engine)
@@ -44,8 +78,20 @@ class SqlTransactions:
         self.engine.dispose()
 
     @contextmanager
+    def guard(self) -> Iterator[None]:
+        """Turn the driver's errors about the database itself (unreachable, locked, not a
+        database, read-only) into StoreUnavailable or StoreBusy: the store's boundary."""
+        try:
+            yield
+        except Exception as exc:
+            error = store_error(exc, self.url)
+            if error is None:
+                raise
+            raise error from exc
+
+    @contextmanager
     def _write(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
+        with self.guard(), self.engine.connect() as conn:
             if self.is_sqlite:
                 conn = conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
             with conn.begin():
@@ -60,10 +106,8 @@ class SqlTransactions:
         reused."""
         try:
             conn = self.engine.raw_connection()
-        except self._dbapi_error as exc:  # the pool hands a failed connect on unwrapped
-            raise sa.exc.DBAPIError.instance(
-                None, None, exc, self._dbapi_error, dialect=self.engine.dialect
-            ) from exc
+        except Exception as exc:  # the pool hands a failed connect on unwrapped
+            raise (store_error(exc, self.url) or exc) from exc
         # One cursor per DB-API connection, kept in the pool's info for it (cleared when
         # the pool reconnects): making a psycopg cursor costs as much as a statement.
         cursor = conn.info.get("rectiflow_cursor")
@@ -89,9 +133,10 @@ class SqlTransactions:
                 except self._dbapi_error as again:
                     conn.invalidate(again)
             if dbapi_error:
-                raise sa.exc.DBAPIError.instance(
-                    None, None, exc, self._dbapi_error, dialect=self.engine.dialect
-                ) from exc
+                wrapped = sa.exc.DBAPIError.instance(
+                    None, None, cast(Any, exc), self._dbapi_error, dialect=self.engine.dialect
+                )
+                raise (store_error(wrapped, self.url) or wrapped) from exc
             raise
         finally:
             if autocommit and conn.dbapi_connection is not None:
@@ -103,5 +148,5 @@ class SqlTransactions:
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn, conn.begin():
+        with self.guard(), self.engine.connect() as conn, conn.begin():
             yield conn

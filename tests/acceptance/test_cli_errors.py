@@ -68,17 +68,17 @@ def test_exit_codes__each_refusal_is_one_line_and_changes_nothing(
         assert expected in message, (expected, message)
 
 
-def test_exit_codes__no_database_is_2_and_a_bug_is_1(cli: Cli, tmp_path: Path) -> None:
+def test_exit_codes__no_database_is_2_and_an_unusable_one_is_9(cli: Cli, tmp_path: Path) -> None:
     assert "run `rectiflow init` first" in cli.fails(2, "case", "list")
     assert not cli.db.exists()
 
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"this is not a database" * 100)
     broken = Cli(garbage)
-    assert broken.fails(1, "case", "list").startswith("error: unexpected")
-    debug = broken.run("--debug", "case", "list", code=1)
+    assert "file is not a database" in broken.fails(9, "case", "list")
+    debug = broken.run("--debug", "case", "list", code=9)
     assert "Traceback" in debug.stderr
-    assert debug.stderr.strip().splitlines()[-1].startswith("error: unexpected")
+    assert debug.stderr.strip().splitlines()[-1].startswith("error: cannot use the database")
 
 
 def test_audit_verify__tampered_history_exits_7(ledger: Cli) -> None:

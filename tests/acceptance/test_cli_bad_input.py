@@ -1,0 +1,169 @@
+"""Bad input is refused with one line on stderr and its documented exit code, never exit 1,
+and the database is left as it was (issue 14, section 3)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cli_support import OWNER, REPORTER, SUPERVISOR, Cli
+
+
+def _digest(db: Path) -> str:
+    """What the ledger holds, table by table (the file's bytes move with WAL checkpoints)."""
+    with sqlite3.connect(db) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        text = repr([(t, sorted(map(repr, conn.execute(f'SELECT * FROM "{t}"')))) for t in tables])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --- the database ---------------------------------------------------------------------------
+
+
+def test_database__unusable_files_and_urls_are_refused_with_9_or_2(
+    cli: Cli, tmp_path: Path
+) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a database" * 100)
+    for args, code, expected in (
+        (("--db", str(garbage), "case", "list"), 9, "file is not a database"),
+        (("--db", str(garbage), "init"), 9, "file is not a database"),
+        (("--db", str(tmp_path), "init"), 9, "is a folder, not a SQLite file"),
+        (("--db", str(tmp_path / "no" / "x.db"), "init"), 9, "no folder"),
+        (("--db", "", "case", "list"), 2, "no database URL given"),
+        (("--db", "  ", "init"), 2, "no database URL given"),
+        (("--db", "foo://bar/x", "case", "list"), 2, "unknown database 'foo'"),
+        (("--db", "mysql://u:pw@h/x", "case", "list"), 2, "unknown database 'mysql'"),
+        (("--db", "://", "case", "list"), 2, "not a database URL"),
+        (("--db", "sqlite:///x.db?timeout=soon", "init"), 2, "not a number of seconds"),
+    ):
+        done = cli.run(*args, code=code, db=False)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, done.stderr
+        assert lines[0].startswith("error: "), done.stderr
+        assert expected in lines[0], (args, lines[0])
+        assert "Traceback" not in done.stderr
+    assert "pw" not in cli.run("--db", "mysql://u:pw@h/x", "init", code=2, db=False).stderr
+    assert garbage.read_bytes() == b"this is not a database" * 100
+    assert not (tmp_path / "no").exists()
+
+
+def test_database__read_only_and_immutable_files_refuse_writes(ledger: Cli) -> None:
+    before = _digest(ledger.db)
+    read_only = Cli(ledger.db)
+    url = f"sqlite:///file:{ledger.db}?mode=ro&uri=true"
+    done = read_only.run("--db", url, "unit", "add", "X", "某地", code=9, db=False)
+    assert "attempt to write a readonly database" in done.stderr
+    if shutil.which("chattr") is None or os.geteuid() != 0:
+        pytest.skip("chattr +i needs root")
+    if subprocess.run(["chattr", "+i", str(ledger.db)], check=False).returncode != 0:
+        pytest.skip("this file system has no immutable flag")
+    try:
+        message = ledger.fails(9, "unit", "add", "X", "某地")
+        assert "readonly database" in message
+        assert "HRB" in ledger.run("unit", "list").stdout  # reads still work
+    finally:
+        subprocess.run(["chattr", "-i", str(ledger.db)], check=True)
+    assert _digest(ledger.db) == before
+
+
+def test_database__locked_past_the_busy_timeout_is_5_busy_try_again(ledger: Cli) -> None:
+    before = _digest(ledger.db)
+    holder = sqlite3.connect(ledger.db, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        busy = Cli(ledger.db)
+        url = f"sqlite:///{ledger.db}?timeout=0.3"
+        done = busy.run(
+            "--db", url, "case", "open", "--unit", "HRB", "--title", "t", "--actor", REPORTER,
+            code=5, db=False,
+        )  # fmt: skip
+        assert done.stderr.strip() == "error: database is busy, try again"
+    finally:
+        holder.rollback()
+        holder.close()
+    assert _digest(ledger.db) == before
+
+
+def test_database__another_programs_database_is_not_a_ledger(cli: Cli) -> None:
+    with sqlite3.connect(cli.db) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.execute("INSERT INTO customers VALUES (1, '张三')")
+    before = _digest(cli.db)
+    assert "not a rectiflow ledger" in cli.fails(9, "init")
+    assert "not a rectiflow ledger" in cli.fails(9, "db", "status")
+    assert "not a rectiflow ledger" in cli.fails(9, "case", "list")
+    assert _digest(cli.db) == before
+    cli.run("init", "--force")
+    assert "up to date" in cli.run("db", "status").stdout
+    with sqlite3.connect(cli.db) as conn:
+        assert conn.execute("SELECT name FROM customers").fetchall() == [("张三",)]
+
+
+# --- arguments and the environment ----------------------------------------------------------
+
+
+def test_arguments__ids_dates_zones_and_bytes_out_of_range_are_2(ledger: Cli) -> None:
+    big = str(2**64)
+    _, before, *_, after = ledger.batch(
+        (0, "case", "open", "--unit", "HRB", "--title", "审批效率低", "--actor", REPORTER),
+        (0, "case", "show", "1", "--json"),
+        (2, "case", "show", big),
+        (2, "case", "show", "-1"),
+        (2, "case", "fire", "1", "confirm", "--actor", SUPERVISOR, "--expect-version", big),
+        (2, "measure", "done", big, "--actor", OWNER),
+        (2, "measure", "add", big, "--text", "x", "--actor", OWNER),
+        (2, "case", "list", "--limit", big),
+        (2, "case", "list", "--offset", big),
+        (2, "audit", "verify", "--case", big),
+        (2, "calendar", "show", "9999"),
+        (2, "--now", "0001-01-01T00:00", "case", "list"),
+        (2, "--now", "9999-12-31T23:59:59", "case", "list"),
+        (2, "case", "open", "--unit", "HRB", "--title", "t", "--actor", REPORTER, "--due",
+         "9999-12-31"),
+        (2, "case", "open", "--unit", "HRB", "--title", "t", "--actor", REPORTER, "--due",
+         "0001-01-01"),
+        (2, "case", "list", "--opened-since", "0001-01-01"),
+        (2, "case", "list", "--opened-before", "9999-12-31T00:00"),
+        (2, "case", "open", "--unit", "HRB", "--title", "caf\udce9", "--actor", REPORTER),
+        (0, "case", "show", "1", "--json"),
+    )  # fmt: skip
+    assert after.stdout == before.stdout
+
+
+def test_arguments__non_utf8_bytes_in_argv_are_refused(ledger: Cli) -> None:
+    before = _digest(ledger.db)
+    done = subprocess.run(
+        [sys.executable, "-m", "rectiflow", "--db", str(ledger.db), "case", "open", "--unit",
+         "HRB", "--title", b"\xff\xfe bad".decode("utf-8", "surrogateescape"), "--actor",
+         REPORTER],
+        capture_output=True, check=False, env=Cli._env({"LC_ALL": "C.UTF-8"}),
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert b"not UTF-8 text" in done.stderr
+    assert b"Traceback" not in done.stderr
+    assert _digest(ledger.db) == before
+
+
+def test_environment__unknown_time_zone_is_2(ledger: Cli) -> None:
+    done = ledger.run("case", "list", code=2, env={"RECTIFLOW_TZ": "Mars/Olympus_Mons"})
+    assert done.stderr.strip().startswith("error: unknown time zone 'Mars/Olympus_Mons'")
+    ledger.run("case", "list", code=2, env={"RECTIFLOW_TZ": "../../etc/passwd"})
+
+
+def test_environment__invalid_dispatch_cron_stops_the_daemon_before_it_starts(
+    ledger: Cli,
+) -> None:
+    daemon = Cli(ledger.db, now=None)  # the daemon runs on the real clock
+    for cron in ("every day", "0 9 32 * *", "* * * *"):
+        done = daemon.run("daemon", code=2, env={"RECTIFLOW_DISPATCH_CRON": cron})
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, done.stderr
+        assert "RECTIFLOW_DISPATCH_CRON" in lines[0]
+        assert "started" not in done.stderr
