@@ -175,7 +175,7 @@ class Dispatcher:
             key = (
                 first.key
                 if len(group) == 1
-                else f"digest:{first.channel}:{first.recipient}:{first.id}"
+                else f"digest:{first.channel}:{_ascii(first.recipient)}:{first.id}"
             )
             message = Message(key, first.channel, person, events, subject, body, now)
             try:
@@ -261,7 +261,7 @@ class Dispatcher:
         from rectiflow.notify.templates import render
 
         subject, body = render((event,), person, digest=False, overrides=self.config.templates)
-        key = f"test:{channel_name}:{actor}:{int(now.timestamp())}"
+        key = f"test:{channel_name}:{_ascii(actor)}:{int(now.timestamp())}"
         result = channel.send(Message(key, channel_name, person, (event,), subject, body, now))
         return SendResult(result.outcome, result.code, self._mask(result.detail))
 
@@ -269,7 +269,12 @@ class Dispatcher:
 def delivery_key(notification_key: str, channel: str, person: str) -> str:
     """The idempotency key of a delivery: stable across resends, ASCII (it travels in an
     HTTP header), the person's name percent-encoded."""
-    return f"{notification_key}:{channel}:{urllib.parse.quote(person, safe='')}"
+    return f"{notification_key}:{channel}:{_ascii(person)}"
+
+
+def _ascii(person: str) -> str:
+    """A person's name as it goes into a key (an HTTP header): percent-encoded UTF-8."""
+    return urllib.parse.quote(person, safe="")
 
 
 def recipients(actors: Iterable[Actor], role: str, unit_path: str) -> list[str]:

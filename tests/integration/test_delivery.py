@@ -333,6 +333,23 @@ def test_digest__a_days_events_to_one_person_in_one_message_at_0830(
     assert engine.health(friday_0830).undelivered == 0
 
 
+def test_digest__to_a_chinese_name(engine: Engine, server: Recorder) -> None:
+    engine.add_actor("李四", ["owner"], ["CITY2"])
+    open_case(engine, "CITY2")
+    open_case(engine, "CITY2")
+    engine.escalate_due(THURSDAY)
+    d = dispatcher(engine, config(webhook(server.url, 'digest: "08:30"')))
+    try:
+        assert d.run_once(THURSDAY).delivered == 0
+        assert d.run_once(THURSDAY + dt.timedelta(days=1)).delivered == 2
+    finally:
+        d.close()
+    [got] = server.received
+    assert got.json()["recipient"]["name"] == "李四"
+    assert got.headers["x-rectiflow-delivery"] == got.json()["id"]
+    assert got.json()["id"].isascii()
+
+
 def test_recipients__nearest_unit_first_then_unbound() -> None:
     from rectiflow.engine.types import Actor
 
