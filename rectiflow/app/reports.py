@@ -36,6 +36,12 @@ class Reports(Calendar):
         self, now: dt.datetime | None = None, *, unit: str | None = None
     ) -> Iterator[CaseFacts]:
         """Every case (of ``unit``'s subtree) with what the report rules need, by id."""
+        for _standing, facts in self._standings(now, unit=unit):
+            yield facts
+
+    def _standings(
+        self, now: dt.datetime | None = None, *, unit: str | None = None
+    ) -> Iterator[tuple[CaseStanding, CaseFacts]]:
         now = self._now(now)
         paths = [self.store_unit(unit).path] if unit is not None else None
         specs: dict[tuple[str, int], tuple[WorkflowSpec, dict[str, int]]] = {}
@@ -46,7 +52,7 @@ class Reports(Calendar):
                 spec = self.workflow(*key)
                 specs[key] = (spec, {lv.level: i for i, lv in enumerate(spec.ladder)})
             spec, order = specs[key]
-            yield _facts(self, spec, order, standing, now, lights)
+            yield standing, _facts(self, spec, order, standing, now, lights)
 
     def store_unit(self, code: str) -> Unit:
         unit = self.store.get_unit(code)
@@ -95,10 +101,13 @@ class Reports(Calendar):
                 if reports.roll_up(path, root, depth) == path:
                     groups[path] = Tally(ladder=ladder)
         rolled: dict[str, str | None] = {}  # unit path -> its group, rolled up once per unit
-        for facts in self.case_facts(now, unit=unit):
+        overdue: list[dict[str, Any]] = []
+        for standing, facts in self._standings(now, unit=unit):
             if not facts.unit_path.startswith(root):
                 continue
             category = reports.categorize(facts, now)
+            if category == "overdue":
+                overdue.append(_overdue(standing, units, self.tz))
             if by != "unit":
                 key = _group_key(facts, by, root, depth)
             elif facts.unit_path in rolled:
@@ -123,7 +132,6 @@ class Reports(Calendar):
             label = units[key].code if by == "unit" and key in units else key
             rows.append({"unit" if by == "unit" else "key": label, "name": name,
                          **groups[key].as_dict()})  # fmt: skip
-        overdue = self.store.find_cases(unit_paths=[root] if root != "/" else None, overdue_at=now)
         return {
             "as_of": now.astimezone(self.tz).isoformat(timespec="seconds"),
             "unit": code or None,
@@ -134,7 +142,7 @@ class Reports(Calendar):
             "category_labels": {c.key: c.zh for c in reports.CATEGORIES},
             "level_labels": {level: LEVEL_ZH.get(level, level) for level in ladder},
             "units" if by == "unit" else "groups": rows,
-            "overdue_cases": [_overdue(c, units, self.tz) for c in overdue],
+            "overdue_cases": overdue,
             "cases": cases,
         }
 
@@ -322,7 +330,7 @@ def _summed(parts: Sequence[Tally], ladder: Sequence[str]) -> Tally:
     return out
 
 
-def _overdue(case: Any, units: dict[str, Unit], tz: dt.tzinfo) -> dict[str, Any]:
+def _overdue(case: CaseStanding, units: dict[str, Unit], tz: dt.tzinfo) -> dict[str, Any]:
     unit = units.get(case.unit_path)
     due = case.due_at.astimezone(tz).isoformat(timespec="seconds") if case.due_at else None
     return {

@@ -45,6 +45,7 @@ class MemoryReports:
                 c.severity, c.state, c.paused_at is not None, c.long_term, c.due_at,
                 c.stage_entered_at, c.visit, len(mine), sum(m.done for m in mine),
                 sum(1 for m in mine if not m.done and m.due is not None and m.due < now), levels,
+                c.title,
             )  # fmt: skip
 
     def save_snapshot(

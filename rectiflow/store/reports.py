@@ -65,7 +65,7 @@ class ReportRecords(SqlTransactions):
                 c.source, c.severity, c.state, c.paused_at.is_not(None), c.long_term,
                 c.due_at, c.stage_entered_at, c.visit,
                 sa.func.coalesce(counted.c.n, 0), sa.func.coalesce(counted.c.done, 0),
-                sa.func.coalesce(counted.c.late, 0), reached.c.levels,
+                sa.func.coalesce(counted.c.late, 0), reached.c.levels, c.title,
             )
             .select_from(
                 case_t.join(unit_t, unit_t.c.code == c.unit)
@@ -100,7 +100,7 @@ class ReportRecords(SqlTransactions):
                         r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], bool(r[9]),
                         bool(r[10]), due_at, entered,
                         r[13], int(r[14]), int(r[15]), int(r[16]),
-                        tuple(r[17].split(",")) if r[17] else (),
+                        tuple(r[17].split(",")) if r[17] else (), r[18],
                     )  # fmt: skip
 
     def save_snapshot(
