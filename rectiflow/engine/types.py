@@ -207,6 +207,7 @@ class CaseStanding:
     measures_done: int
     measures_late: int  # not done, and past their own due date
     levels: tuple[str, ...]  # recorded this visit, in no set order
+    title: str = ""  # for the lists a report prints (the overdue ones)
 
 
 @dataclass(frozen=True, slots=True)
