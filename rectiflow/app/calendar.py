@@ -12,10 +12,17 @@ from loguru import logger
 
 from rectiflow.app.registry import Registry
 from rectiflow.engine import deadlines
-from rectiflow.engine.calendar import WorkCalendar, parse_calendar_file, year_days
+from rectiflow.engine.calendar import (
+    MIN_WEEKDAY_HOLIDAYS,
+    WorkCalendar,
+    decode_calendar,
+    incomplete_years,
+    parse_calendar_file,
+    year_days,
+)
 from rectiflow.engine.deadlines import TimeRules
 from rectiflow.engine.errors import ValidationError
-from rectiflow.engine.spec import WorkflowSpec
+from rectiflow.engine.spec import MAX_YAML_BYTES, WorkflowSpec
 from rectiflow.engine.types import Case
 
 CALENDAR_RECHECK_SECONDS = 60.0
@@ -69,18 +76,34 @@ class Calendar(Registry):
             return self._now(day)
         return self.rules.end_of_day(day)
 
-    def load_calendar(self, path: str | os.PathLike[str], *, now: dt.datetime | None = None) -> int:
+    def load_calendar(
+        self, path: str | os.PathLike[str], *, now: dt.datetime | None = None,
+        partial: bool = False,
+    ) -> int:  # fmt: skip
         """Load holiday/workday rows from CSV or YAML, then recompute provisional deadlines.
         Returns the number of deadlines recomputed. (``now`` is accepted and unused: a
         recomputed deadline counts from when its stage was entered.)"""
         file = Path(path)
         try:
-            text = file.read_text("utf-8")
+            if file.exists() and not file.is_file():
+                raise ValidationError("cannot read calendar file: not a file", where=str(file))
+            with file.open("rb") as stream:
+                raw = stream.read(MAX_YAML_BYTES + 1)
         except OSError as exc:
             raise ValidationError(
                 f"cannot read calendar file: {exc.strerror}", where=str(file)
             ) from None
-        days = parse_calendar_file(text, str(file))
+        if len(raw) > MAX_YAML_BYTES:
+            raise ValidationError(f"larger than {MAX_YAML_BYTES:,} bytes", where=str(file))
+        days = parse_calendar_file(decode_calendar(raw, str(file)), str(file))
+        short = incomplete_years(days)
+        if short and not partial:
+            raise ValidationError(
+                f"{', '.join(map(str, short))}: fewer than {MIN_WEEKDAY_HOLIDAYS} holidays on "
+                "weekdays, not a whole year's schedule (load it with --partial if it is meant "
+                "to be incomplete)",
+                where=str(file),
+            )
         self.store.load_calendar(days)
         self._refresh_calendar()
         recomputed = 0

@@ -279,14 +279,22 @@ def audit_verify(
 
 @calendar_app.command("load")
 @with_engine
-def calendar_load(engine: Engine, file: FileArg) -> None:
+def calendar_load(
+    engine: Engine,
+    file: FileArg,
+    partial: Annotated[
+        bool,
+        typer.Option("--partial", help="Accept a year with fewer than 7 weekday holidays."),
+    ] = False,
+) -> None:
     """Load holidays and make-up working days from CSV or YAML (date, holiday|workday).
 
-    Recomputes the provisional deadlines of open cases.
+    UTF-8 (with or without a BOM) or GB18030. A year must be whole (at least 7 holidays on
+    weekdays) unless --partial. Recomputes the provisional deadlines of open cases.
 
     Example: rectiflow calendar load 2027.csv
     """
-    recomputed = engine.load_calendar(file)
+    recomputed = engine.load_calendar(file, partial=partial)
     print(f"calendar loaded from {file}; {recomputed} provisional deadlines recomputed")
 
 

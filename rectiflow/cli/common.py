@@ -184,9 +184,20 @@ def split_version(ref: str) -> tuple[str, int | None]:
     return name, int(version)
 
 
-def read_text(path: Path, what: str) -> str:
+#: The largest text file a command reads whole (a workflow, a scheme, a notify config).
+MAX_TEXT_FILE = 1 << 20
+
+
+def read_text(path: Path, what: str, limit: int = MAX_TEXT_FILE) -> str:
+    """A UTF-8 file (a BOM is dropped) of at most ``limit`` bytes, read no further."""
     try:
-        return path.read_text("utf-8")
+        if path.exists() and not path.is_file():  # a folder, a FIFO, a device
+            raise UsageError(f"cannot read {what} {path}: not a regular file")
+        with path.open("rb") as file:
+            data = file.read(limit + 1)
+        if len(data) > limit:
+            raise UsageError(f"cannot read {what} {path}: larger than {limit:,} bytes")
+        return data.decode("utf-8").removeprefix("\ufeff")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise UsageError(f"cannot read {what} {path}: {reason}") from None

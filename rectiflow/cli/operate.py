@@ -37,7 +37,7 @@ def daemon(
         bool, typer.Option("--log-json", help="Log JSON lines instead of text.")
     ] = False,
     batch_size: Annotated[
-        int, typer.Option(min=1, help="Cases claimed per sweep transaction.")
+        int, typer.Option(min=1, max=100_000, help="Cases claimed per sweep transaction.")
     ] = 500,
     tick: Annotated[
         float,

@@ -125,15 +125,43 @@ def year_days(calendar: WorkCalendar, year: int) -> list[tuple[dt.date, bool, st
     return rows
 
 
-def parse_calendar_file(text: str, filename: str) -> list[tuple[dt.date, bool]]:
-    """Parse a calendar table: CSV lines ``date,kind`` or YAML (a list of {date, kind} or a
-    mapping date: kind), kind being ``holiday`` or ``workday``."""
+#: A calendar file covers years in this range, at most ``MAX_CALENDAR_YEARS`` of them.
+CALENDAR_YEARS = (1990, 2199)
+MAX_CALENDAR_YEARS = 10
+#: A year is complete when it has at least this many holidays on weekdays: China's seven
+#: statutory holidays (元旦, 春节, 清明, 劳动节, 端午, 中秋, 国庆) give more than that in
+#: any year (春节 and 国庆 alone give about six).
+MIN_WEEKDAY_HOLIDAYS = 7
+
+
+def decode_calendar(data: bytes, filename: str) -> str:
+    """A calendar file's text: UTF-8 (with or without a BOM), else GB18030/GBK, which is what
+    Excel on a Chinese Windows writes."""
     from rectiflow.engine.errors import ValidationError
 
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise ValidationError("not UTF-8 or GB18030 text", where=filename)  # pragma: no cover
+
+
+def parse_calendar_file(text: str, filename: str) -> list[tuple[dt.date, bool]]:
+    """Parse a calendar table: CSV lines ``date,kind`` or YAML (a list of {date, kind} or a
+    mapping date: kind), kind being ``holiday`` or ``workday``. A date given twice with two
+    kinds, dates outside ``CALENDAR_YEARS`` and files spanning more than
+    ``MAX_CALENDAR_YEARS`` years are refused."""
+    from rectiflow.engine.errors import ValidationError
+
+    text = text.removeprefix("\ufeff")
     rows: list[tuple[int, object, object]] = []
     if filename.lower().endswith((".yaml", ".yml")):
         import yaml
 
+        from rectiflow.engine.spec import compose_yaml
+
+        compose_yaml(text, filename)  # no aliases, not too deep, not too big
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
@@ -155,25 +183,59 @@ def parse_calendar_file(text: str, filename: str) -> list[tuple[dt.date, bool]]:
         import csv
         import io
 
-        for lineno, fields in enumerate(csv.reader(io.StringIO(text)), 1):
-            if not fields or not "".join(fields).strip() or fields[0].strip().startswith("#"):
-                continue
-            if lineno == 1 and fields[0].strip().lower() == "date":
-                continue  # header
-            if len(fields) < 2:
-                raise ValidationError("expected `date,kind`", where=f"{filename}:{lineno}")
-            rows.append((lineno, fields[0].strip(), fields[1].strip()))
-    days: list[tuple[dt.date, bool]] = []
+        reader = csv.reader(io.StringIO(text))
+        try:
+            for fields in reader:
+                lineno = reader.line_num
+                if not fields or not "".join(fields).strip() or fields[0].strip().startswith("#"):
+                    continue
+                if not rows and fields[0].strip().lower() == "date":
+                    continue  # the header (after comment lines, if any)
+                if len(fields) < 2:
+                    raise ValidationError("expected `date,kind`", where=f"{filename}:{lineno}")
+                rows.append((lineno, fields[0].strip(), fields[1].strip()))
+        except csv.Error as exc:
+            at = f"{filename}:{reader.line_num}"
+            raise ValidationError(f"not CSV: {exc}", where=at) from None
+    days: dict[dt.date, tuple[bool, str]] = {}
+    first, last = CALENDAR_YEARS
     for where, raw_day, raw_kind in rows:
         loc = f"{filename}:{where}"
         try:
+            if isinstance(raw_day, dt.datetime):
+                raise ValueError(raw_day)
             day = raw_day if isinstance(raw_day, dt.date) else dt.date.fromisoformat(str(raw_day))
         except ValueError:
             raise ValidationError(f"bad date {raw_day!r} (use YYYY-MM-DD)", where=loc) from None
+        if not first <= day.year <= last:
+            raise ValidationError(f"date {day} is outside the years {first}–{last}", where=loc)
         kind = str(raw_kind).strip().lower()
         if kind not in ("holiday", "workday"):
             raise ValidationError(f"bad kind {raw_kind!r} (use holiday or workday)", where=loc)
-        days.append((day, kind == "workday"))
+        working = kind == "workday"
+        if day in days and days[day][0] != working:
+            raise ValidationError(
+                f"{day} is given as {kind} here and as the other kind at {days[day][1]}",
+                where=loc,
+            )
+        days.setdefault(day, (working, loc))
     if not days:
         raise ValidationError("no dates in the file", where=filename)
-    return days
+    years = sorted({day.year for day in days})
+    if years[-1] - years[0] + 1 > MAX_CALENDAR_YEARS:
+        raise ValidationError(
+            f"the dates span {years[0]}–{years[-1]}: at most {MAX_CALENDAR_YEARS} years a file",
+            where=filename,
+        )
+    return [(day, working) for day, (working, _) in days.items()]
+
+
+def incomplete_years(days: Iterable[tuple[dt.date, bool]]) -> list[int]:
+    """The years of ``days`` with fewer than ``MIN_WEEKDAY_HOLIDAYS`` distinct holidays on
+    weekdays (Monday to Friday): a year whose schedule was only partly typed in."""
+    holidays: dict[int, set[dt.date]] = {}
+    for day, working in days:
+        holidays.setdefault(day.year, set())
+        if not working and day.weekday() < 5:
+            holidays[day.year].add(day)
+    return sorted(y for y, found in holidays.items() if len(found) < MIN_WEEKDAY_HOLIDAYS)

@@ -327,19 +327,9 @@ _FIGURE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 def parse_scheme(text: str, filename: str = "<scheme>") -> Scheme:
     """Parse and check a ranking scheme; a refusal names the file, the line and the key."""
-    import yaml
+    from rectiflow.engine.spec import _Located, compose_yaml
 
-    from rectiflow.engine.spec import _composer, _Located
-
-    try:
-        root = yaml.compose(text, Loader=_composer())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ValidationError(
-            f"YAML does not parse: {problem}", where=f"{filename}:{line}"
-        ) from exc
+    root = compose_yaml(text, filename)  # no aliases, not too deep, not too big
     if root is None:
         raise ValidationError("the file is empty", where=f"{filename}:1")
     loc = _Located(filename)

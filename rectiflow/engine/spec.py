@@ -125,7 +125,11 @@ class _Located:
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
-        return _scalar(node)
+        try:
+            return _scalar(node)
+        except (yaml.YAMLError, ValueError, TypeError, KeyError, OverflowError) as exc:  # !!tag
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise self.error(path, f"bad value {node.value!r}: {problem}") from None
 
     def line(self, path: str) -> int:
         while path and path not in self.lines:
@@ -153,6 +157,52 @@ def _composer() -> type[Any]:
     import yaml
 
     return getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # type: ignore[no-any-return]
+
+
+#: The largest YAML file rectiflow reads (a workflow, a ranking scheme), and how deep its
+#: mappings and lists may nest: checked before anything is built from it.
+MAX_YAML_BYTES = 1 << 20
+MAX_YAML_DEPTH = 50
+
+
+def compose_yaml(text: str, filename: str) -> yaml.Node | None:
+    """The YAML node tree of ``text``, refused (ValidationError naming the file and line) when
+    it is over ``MAX_YAML_BYTES``, nests deeper than ``MAX_YAML_DEPTH`` or has anchors and
+    aliases: an alias can expand ten lines into gigabytes (billion laughs), and a definition
+    has no need of them. Checked on the parser's event stream, before a node is made."""
+    import yaml
+
+    size = len(text.encode("utf-8", "replace"))
+    if size > MAX_YAML_BYTES:
+        raise ValidationError(
+            f"the file is {size:,} bytes: at most {MAX_YAML_BYTES:,}", where=f"{filename}:1"
+        )
+    loader = _composer()
+    try:
+        depth = 0
+        for event in yaml.parse(text, Loader=loader):
+            line = event.start_mark.line + 1 if event.start_mark is not None else 1
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise ValidationError(
+                    "anchors and aliases (&name, *name) are not allowed: write the value out",
+                    where=f"{filename}:{line}",
+                )
+            if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    raise ValidationError(
+                        f"nested more than {MAX_YAML_DEPTH} levels deep", where=f"{filename}:{line}"
+                    )
+            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                depth -= 1
+        return yaml.compose(text, Loader=loader)  # type: ignore[no-any-return]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ValidationError(
+            f"YAML does not parse: {problem}", where=f"{filename}:{line}"
+        ) from None
 
 
 def _scalar(node: yaml.Node) -> Any:
@@ -222,17 +272,7 @@ def parse_workflow(text: str, filename: str = "<workflow>") -> WorkflowSpec:
     if found is not None:
         data, loc.lines = found
         return _Parser(loc, text).workflow(data)
-    import yaml
-
-    try:
-        root = yaml.compose(text, Loader=_composer())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ValidationError(
-            f"YAML does not parse: {problem}", where=f"{filename}:{line}"
-        ) from exc
+    root = compose_yaml(text, filename)
     if root is None:
         raise ValidationError("the file is empty", where=f"{filename}:1")
     data = loc.build(root, "")

@@ -100,7 +100,7 @@ def test_calendar__statutory_year_provisional_year_and_load(ledger: Cli, tmp_pat
         (0, *in_2027, "case", "open", "--unit", "HRB", "--title", "t", "--actor", REPORTER,
          "--json"),
         (0, "calendar", "show", "2027"),
-        (0, "calendar", "load", str(table)),
+        (0, "calendar", "load", str(table), "--partial"),
         (0, "calendar", "show", "2027"),
         (0, *in_2027, "case", "show", "1", "--json"),
         (2, "calendar", "load", str(bad)),

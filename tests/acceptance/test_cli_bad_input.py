@@ -167,3 +167,84 @@ def test_environment__invalid_dispatch_cron_stops_the_daemon_before_it_starts(
         assert len(lines) == 1, done.stderr
         assert "RECTIFLOW_DISPATCH_CRON" in lines[0]
         assert "started" not in done.stderr
+
+
+# --- calendar files -------------------------------------------------------------------------
+
+# 2027: nine weekday holidays (元旦, 春节 Mon–Fri, 清明, 劳动节, 国庆) and a make-up Saturday.
+WHOLE_2027 = (
+    "date,kind\n2027-01-01,holiday\n2027-02-08,holiday\n2027-02-09,holiday\n"
+    "2027-02-10,holiday\n2027-02-11,holiday\n2027-02-12,holiday\n2027-04-05,holiday\n"
+    "2027-05-03,holiday\n2027-10-01,holiday\n2027-02-20,workday\n"
+)
+
+
+def test_calendar__bom_and_gb18030_files_load(ledger: Cli, tmp_path: Path) -> None:
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + WHOLE_2027.encode())
+    gbk = tmp_path / "gbk.csv"
+    gbk.write_bytes(("# 2027年节假日安排（国务院办公厅）\n" + WHOLE_2027).encode("gb18030"))
+    yaml_bom = tmp_path / "bom.yaml"
+    yaml_bom.write_bytes(
+        b"\xef\xbb\xbf" + "".join(
+            f"'{line.split(',')[0]}': {line.split(',')[1]}\n"
+            for line in WHOLE_2027.splitlines()[1:]
+        ).encode()
+    )  # fmt: skip
+    ledger.batch(
+        (0, "calendar", "load", str(bom)),
+        (0, "calendar", "load", str(gbk)),
+        (0, "calendar", "load", str(yaml_bom)),
+    )
+    shown = ledger.json("calendar", "show", "2027", "--all")
+    days = {row["date"]: row for row in shown["days"]}
+    assert days["2027-02-08"]["day"] == "holiday"
+    assert days["2027-02-20"]["day"] == "workday"
+    assert days["2027-02-08"]["source"] == "loaded"
+
+
+def test_calendar__conflicts_gaps_spans_and_hostile_files_are_refused(
+    ledger: Cli, tmp_path: Path
+) -> None:
+    def file(name: str, text: str | bytes) -> str:
+        path = tmp_path / name
+        if isinstance(text, str):
+            path.write_text(text, "utf-8")
+        else:
+            path.write_bytes(text)
+        return str(path)
+
+    before = _digest(ledger.db)
+    huge = tmp_path / "huge.csv"
+    with huge.open("wb") as stream:
+        stream.truncate(50 << 20)
+    fifo = tmp_path / "fifo.csv"
+    os.mkfifo(fifo)
+    refusals = ledger.batch(
+        (2, "calendar", "load", file("twice.csv", WHOLE_2027 + "2027-10-01,workday\n")),
+        (2, "calendar", "load", file("short.csv", "date,kind\n2027-10-01,holiday\n")),
+        (2, "calendar", "load", file("span.csv", WHOLE_2027 + "2099-01-01,holiday\n")),
+        (2, "calendar", "load", file("far.csv", "date,kind\n9999-01-01,holiday\n")),
+        (2, "calendar", "load", file("old.csv", "date,kind\n0001-01-01,holiday\n")),
+        (2, "calendar", "load", file("nul.csv", "date,kind\n2027-01-01\x00,holiday\n")),
+        (2, "calendar", "load", file("time.yaml", "- {date: 2027-01-01 10:00:00, kind: x}\n")),
+        (2, "calendar", "load", file("bomb.yaml", "a: &a [x]\nb: *a\n")),
+        (2, "calendar", "load", file("deep.yaml", "[" * 10_000 + "]" * 10_000)),
+        (2, "calendar", "load", str(huge)),
+        (2, "calendar", "load", str(fifo)),
+        (2, "calendar", "load", str(tmp_path)),
+    )  # fmt: skip
+    messages = [r.error for r in refusals]
+    for expected, message in zip(
+        ["2027-10-01 is given as workday here and as the other kind at", "fewer than 7 holidays",
+         "the dates span 2027–2099", "outside the years", "outside the years", "bad date",
+         "bad date", "anchors and aliases", "nested more than", "larger than", "not a file",
+         "not a file"],
+        messages, strict=True,
+    ):  # fmt: skip
+        assert expected in message, (expected, message)
+    assert "short.csv" in messages[1]
+    assert "--partial" in messages[1]
+    assert _digest(ledger.db) == before
+    ledger.run("calendar", "load", file("short2.csv", "date,kind\n2027-10-01,holiday\n"),
+               "--partial")  # fmt: skip
