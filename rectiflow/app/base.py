@@ -8,6 +8,7 @@ from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from rectiflow.engine.deadlines import TimeRules
+from rectiflow.engine.history import ChainKey
 from rectiflow.engine.spec import WorkflowSpec
 from rectiflow.engine.storage import Store
 from rectiflow.engine.types import Case
@@ -30,6 +31,8 @@ class EngineBase:
     _rules: TimeRules | None  # built from the loaded calendar on first use
     _calendar_read_at: float  # time.monotonic() of the last calendar read
     _hooks: list[TransitionHook]
+    audit_key: ChainKey | None  # signs new history entries (None: plain SHA-256)
+    audit_keys: tuple[ChainKey, ...]  # every key an audit checks with: former ones, current
 
     def _now(self, now: dt.datetime | None) -> dt.datetime:
         """``now`` (default: the clock) as an aware UTC time; a naive time is local time."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from loguru import logger
 
 from rectiflow.app.registry import Registry
-from rectiflow.engine import deadlines
+from rectiflow.engine import deadlines, history
 from rectiflow.engine.calendar import (
     MIN_WEEKDAY_HOLIDAYS,
     WorkCalendar,
@@ -81,8 +81,9 @@ class Calendar(Registry):
         partial: bool = False,
     ) -> int:  # fmt: skip
         """Load holiday/workday rows from CSV or YAML, then recompute provisional deadlines.
-        Returns the number of deadlines recomputed. (``now`` is accepted and unused: a
-        recomputed deadline counts from when its stage was entered.)"""
+        Returns the number of deadlines recomputed (a recomputed deadline counts from when
+        its stage was entered); each is a ``deadline_recomputed`` entry in its case's
+        history, dated ``now`` (or its last entry's time, if later)."""
         file = Path(path)
         try:
             if file.exists() and not file.is_file():
@@ -115,12 +116,19 @@ class Calendar(Registry):
                     self.rules, spec, current, current.state, current.stage_entered_at,
                     current.pause_credit,
                 )  # fmt: skip
+                # A marker in the history, so that every change of the row is chained.
+                at = max(self._now(now), tx.last_entry_at() or current.created_at)
+                data = {"due_at": history.value(due_at), "provisional": provisional}
+                entry = history.make_entry(
+                    current.id, current.history_seq + 1, "deadline_recomputed", current.state,
+                    current.state, "calendar", at, None, current.last_hash, data, self.audit_key,
+                )  # fmt: skip
                 tx.update({
                     "due_at": due_at, "due_provisional": provisional,
                     "next_escalation_at": deadlines.next_escalation(
                         self.rules, spec, due_at, current.next_level
                     ),
-                })  # fmt: skip
+                }, entry)  # fmt: skip
             recomputed += 1
         logger.bind(action="calendar").info(
             "calendar: {n} days loaded, {m} deadlines recomputed", n=len(days), m=recomputed

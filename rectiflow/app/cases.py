@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from loguru import logger
 
 from rectiflow.app.base import TransitionHook
 from rectiflow.app.calendar import Calendar
-from rectiflow.engine import deadlines, history, machines
+from rectiflow.engine import audit, deadlines, history, machines
+from rectiflow.engine.audit import EDITABLE
 from rectiflow.engine.errors import (
     ConflictError,
     NotFound,
@@ -92,10 +94,14 @@ class Cases(Calendar):
             long_term=long_term, co_units=co,
         )  # fmt: skip
 
+        # The fields the case is opened with: an audit replays its edits from them.
+        fields = {name: history.value(getattr(new, name)) for name in EDITABLE}
+
         def first_entry(case_id: int) -> HistoryEntry:
             return history.make_entry(
-                case_id, 1, "open", None, spec.initial, actor, now, None, history.GENESIS
-            )
+                case_id, 1, "open", None, spec.initial, actor, now, None, history.GENESIS,
+                {"fields": fields}, self.audit_key,
+            )  # fmt: skip
 
         case = self.store.open_case(new, first_entry)
         logger.bind(case_id=case.id, action="open").info(
@@ -130,7 +136,7 @@ class Cases(Calendar):
             if "comment" in transition.requires and comment is None:
                 raise TransitionRejected(case_id, trigger, case.state, "a comment is required")
             dest = machines.fire(spec, trigger, GuardContext(case, tx.measures, comment))
-            change, entry = self._enter(spec, case, dest, now, trigger, actor, comment)
+            change, entry = self._enter(spec, tx, dest, now, trigger, actor, comment)
             updated = tx.update(change, entry)
         logger.bind(case_id=case_id, trigger=trigger, action="fire").info(
             "case {case_id}: {trigger} {source} -> {dest} by {actor}",
@@ -141,16 +147,14 @@ class Cases(Calendar):
         return updated
 
     def _enter(
-        self, spec: WorkflowSpec, case: Case, dest: str, now: dt.datetime, trigger: str,
+        self, spec: WorkflowSpec, tx: CaseTx, dest: str, now: dt.datetime, trigger: str,
         actor: str, comment: str | None,
     ) -> tuple[CaseChange, HistoryEntry]:  # fmt: skip
         """The change and the history entry of a new visit to ``dest``: a fresh deadline
         and ladder, and no pause."""
+        case = tx.case
         due_at, provisional = self._stage_deadline(spec, case, dest, now)
-        entry = history.make_entry(
-            case.id, case.history_seq + 1, trigger, case.state, dest, actor, now, comment,
-            case.last_hash,
-        )  # fmt: skip
+        entry = self._entry(tx, trigger, actor, now, comment, dest=dest)
         return CaseChange(
             state=dest, stage_entered_at=now, due_at=due_at, due_provisional=provisional,
             visit=case.visit + 1, next_level=0,
@@ -207,7 +211,7 @@ class Cases(Calendar):
             )  # fmt: skip
             if case.paused_at is not None:
                 raise TransitionRejected(case_id, "pause", case.state, "the case is already paused")
-            entry = _marker(case, "pause", actor, now, comment.strip())
+            entry = self._entry(tx, "pause", actor, now, comment.strip())
             updated = tx.update({"paused_at": now}, entry)
         logger.bind(case_id=case_id, action="pause").info("case {case_id} paused", case_id=case_id)
         return updated
@@ -237,7 +241,7 @@ class Cases(Calendar):
                 "next_escalation_at": deadlines.next_escalation(
                     self.rules, spec, due_at, case.next_level
                 ),
-            }, _marker(case, "resume", actor, now, None))  # fmt: skip
+            }, self._entry(tx, "resume", actor, now, None))  # fmt: skip
         logger.bind(case_id=case_id, action="resume").info(
             "case {case_id} resumed, due {due}", case_id=case_id, due=due_at
         )
@@ -258,22 +262,82 @@ class Cases(Calendar):
                 paths = [u.path for code in co if (u := self.store.get_unit(code)) is not None]
                 where = next((p for p in paths if who.covers(p)), where)
             authorize(who, actor, spec.permissions["note"], where, f"note on case {case_id}")
-            return tx.add_note(actor, now, text.strip())
+            note = tx.add_note(actor, now, text.strip())
+            data = {"note": note.id, "text": note.text}
+            tx.update({}, self._entry(tx, "note", actor, now, None, data=data))
+            return note
+
+    def _entry(
+        self, tx: CaseTx, trigger: str, actor: str, now: dt.datetime, comment: str | None,
+        *, dest: str | None = None, data: dict[str, Any] | None = None,
+    ) -> HistoryEntry:  # fmt: skip
+        """The next history entry of the held case (``dest`` None: a marker that leaves
+        the state as it is), signed with the audit key when there is one.
+
+        Every change to a case passes here, so this is where time is kept moving forward:
+        a change dated before the case's last entry is refused."""
+        case = tx.case
+        last = tx.last_entry_at()
+        if last is not None and now < last:
+            raise TransitionRejected(
+                case.id, trigger, case.state,
+                f"time only moves forward: {self._local(now)} is before the case's last "
+                f"history entry at {self._local(last)}",
+            )  # fmt: skip
+        return history.make_entry(
+            case.id, case.history_seq + 1, trigger, case.state,
+            case.state if dest is None else dest, actor, now, comment, case.last_hash, data,
+            self.audit_key,
+        )  # fmt: skip
+
+    def _local(self, at: dt.datetime) -> str:
+        return at.astimezone(self.tz).isoformat(timespec="seconds")
 
     def verify_history(self, case_id: int | None = None) -> int:
-        """Recompute hash chains; raise IntegrityError at the first broken link.
-        Returns the number of entries verified."""
+        """Audit every case (or one): its hash chain, and its row, measures and notes
+        against its history (``engine.audit``'s rules); raise IntegrityError at the first
+        difference. Returns the number of entries verified."""
+        return self.audit(case_id).entries
+
+    def audit(
+        self, case_id: int | None = None, *, against: Mapping[int, tuple[int, str]] | None = None,
+        require_key: bool = False,
+    ) -> audit.AuditReport:  # fmt: skip
+        """``verify_history`` with the details: keyed entries checked or not (no key given),
+        cases verified only partly (history written before entries had data). ``against``
+        is a checkpoint's heads (``audit.read_checkpoint``): each case's entry at the
+        checkpoint's seq must still have the checkpoint's hash. ``require_key``: an entry
+        without the audit key is a broken link (a ledger keyed from its start)."""
         ids: Iterator[int] = (
             iter([self.get_case(case_id).id]) if case_id is not None else self.store.iter_case_ids()
         )
-        total = 0
+        report = audit.AuditReport()
+        seen: set[int] = set()
         for cid in ids:
             case = self.get_case(cid)
-            # The case row holds the head of its chain, so a removed last entry shows too.
-            total += history.verify_chain(
-                cid, self.store.list_history(cid), head=(case.history_seq, case.last_hash)
-            )
-        return total
+            entries = self.store.list_history(cid)
+            checked = audit.check_case(
+                case, entries, self.store.list_measures(cid), self.store.list_notes(cid),
+                self.store.co_units_of([cid]).get(cid, []), self.audit_keys,
+                require_key=require_key,
+            )  # fmt: skip
+            if against is not None and cid in against:
+                audit.check_against(cid, entries, against[cid])
+            seen.add(cid)
+            report = report.add(cid, checked)
+        if against is not None and case_id is None and (gone := sorted(set(against) - seen)):
+            raise audit.CheckpointMismatch(f"case {gone[0]} is gone", gone[0])
+        return report
+
+    def checkpoint(self, *, now: dt.datetime | None = None) -> dict[str, Any]:
+        """The heads of every case's chain (after auditing them), with a time and a digest
+        over them: JSON to keep outside the database (``audit(against=...)`` checks it)."""
+        self.audit()
+        heads = {}
+        for cid in self.store.iter_case_ids():
+            case = self.get_case(cid)
+            heads[cid] = (case.history_seq, case.last_hash)
+        return audit.checkpoint(heads, self._now(now))
 
 
 def _text(value: str | None) -> str | None:
@@ -284,16 +348,6 @@ def _expect(case: Case, expect_version: int | None) -> Case:
     if expect_version is not None and case.version != expect_version:
         raise ConflictError(case.id, expect_version, case.version)
     return case
-
-
-def _marker(
-    case: Case, trigger: str, actor: str, now: dt.datetime, comment: str | None
-) -> HistoryEntry:
-    """A history entry that records an event without a change of state."""
-    return history.make_entry(
-        case.id, case.history_seq + 1, trigger, case.state, case.state, actor, now, comment,
-        case.last_hash,
-    )  # fmt: skip
 
 
 def _draft_case(

@@ -103,10 +103,15 @@ class Corrections(Cases):
             }
             if _DEADLINE_FIELDS & changes.keys():
                 change.update(self._new_visit(spec, case, change, now))
-            entry = history.make_entry(
-                case_id, case.history_seq + 1, "edit", case.state, case.state, actor, now,
-                _describe(changes, comment, self.tz), case.last_hash,
-            )  # fmt: skip
+            data = {
+                "changes": {
+                    name: [history.value(old), history.value(new)]
+                    for name, (old, new) in changes.items()
+                }
+            }
+            entry = self._entry(
+                tx, "edit", actor, now, _describe(changes, comment, self.tz), data=data
+            )
             if "co_units" in changes:
                 tx.set_co_units(changes["co_units"][1])
             updated = tx.update(CaseChange(**change), entry)  # type: ignore[typeddict-item]

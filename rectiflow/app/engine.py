@@ -21,7 +21,7 @@ takes ``now`` (aware datetime; default: the clock).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -35,6 +35,7 @@ from rectiflow.app.measures import Measures
 from rectiflow.app.registry import Registry
 from rectiflow.app.reports import Reports
 from rectiflow.app.views import Views
+from rectiflow.engine import history
 from rectiflow.engine.errors import ValidationError
 from rectiflow.engine.storage import Store
 from rectiflow.engine.types import WorkflowRecord
@@ -58,6 +59,11 @@ class Engine(Views, Measures, Ledger, Cases, Deadlines, Reports, Calendar, Regis
 
     ``tz`` is the local time zone deadlines are counted in (default Asia/Shanghai; the
     library reads no environment variable, the CLI passes ``RECTIFLOW_TZ``).
+
+    ``audit_key`` signs every new history entry with HMAC-SHA256 (the CLI and the daemon
+    pass ``RECTIFLOW_AUDIT_KEY`` or the last key of ``RECTIFLOW_AUDIT_KEY_FILE``);
+    ``former_audit_keys`` are the keys used before a rotation, which an audit needs to
+    check the entries they signed.
     """
 
     def __init__(
@@ -67,8 +73,15 @@ class Engine(Views, Measures, Ledger, Cases, Deadlines, Reports, Calendar, Regis
         tz: str | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
         store: Store | None = None,
+        audit_key: str | bytes | None = None,
+        former_audit_keys: Sequence[str | bytes] = (),
     ) -> None:
         self.url = url
+        self.audit_key = history.ChainKey.of(audit_key) if audit_key is not None else None
+        self.audit_keys = (
+            *(history.ChainKey.of(k) for k in former_audit_keys),
+            *([self.audit_key] if self.audit_key is not None else []),
+        )
         self.tz = _zone(tz or DEFAULT_TZ)
         self.store = store if store is not None else open_store(url)
         self.clock = clock

@@ -21,6 +21,7 @@ from loguru import logger
 
 from rectiflow.app.corrections import Corrections
 from rectiflow.engine import deadlines, escalation, history, ledger_rules
+from rectiflow.engine.audit import EDITABLE
 from rectiflow.engine.durations import Duration
 from rectiflow.engine.durations import Unit as DurationUnit
 from rectiflow.engine.errors import PermissionDenied, ValidationError
@@ -433,9 +434,6 @@ class _RowReader:
             for e in plan.escalations
         )
         done = row.state in ("verify", "closed") or spec.states[row.state].final
-        entry = history.make_entry(
-            case_id, 1, "import", None, row.state, actor, now, row.status, history.GENESIS
-        )
         new = NewCase(
             workflow=spec.name, workflow_version=spec.version, state=row.state,
             created_at=now, stage_entered_at=now, due_at=due_at, due_provisional=provisional,
@@ -446,6 +444,16 @@ class _RowReader:
             NewMeasure(text, actor, now if (done or marked) else None)
             for text, marked in row.measures
         )
+        # The entry records the fields and measures the case starts with: an audit
+        # replays the case's edits from them.
+        data = {
+            "fields": {name: history.value(getattr(new, name)) for name in EDITABLE},
+            "measures": [[m.text, history.value(m.done_at)] for m in measures],
+        }
+        entry = history.make_entry(
+            case_id, 1, "import", None, row.state, actor, now, row.status, history.GENESIS,
+            data, self.engine.audit_key,
+        )  # fmt: skip
         return ImportedCase(case_id, new, entry, measures, backfilled)
 
 

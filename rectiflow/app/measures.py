@@ -10,6 +10,7 @@ from pathlib import Path
 from loguru import logger
 
 from rectiflow.app.cases import Cases
+from rectiflow.engine import history
 from rectiflow.engine.errors import NotFound, TransitionRejected, ValidationError
 from rectiflow.engine.permissions import authorize
 from rectiflow.engine.types import Measure
@@ -28,8 +29,9 @@ class Measures(Cases):
         expect_version: int | None = None,
         now: dt.datetime | None = None,
     ) -> Measure:
-        """Add a measure to an open case (role from the workflow's ``add_measure``).
-        (``now`` is accepted and unused: a measure records no time of its own.)"""
+        """Add a measure to an open case (role from the workflow's ``add_measure``); its
+        history entry (``measure_added``) records its id, text and due date at ``now``."""
+        now = self._now(now)
         if not text.strip():
             raise ValidationError("a measure needs a text")
         due_at = self._end_of(due) if due is not None else None
@@ -38,6 +40,11 @@ class Measures(Cases):
             authorize(tx.actor(actor), actor, spec.permissions["add_measure"], case.unit_path,
                       f"add a measure to case {case_id}")  # fmt: skip
             measure = tx.add_measure(text.strip(), actor, due_at)
+            data = {
+                "measure": measure.id, "text": measure.text, "owner": measure.owner,
+                "due": history.value(measure.due),
+            }  # fmt: skip
+            tx.update({}, self._entry(tx, "measure_added", actor, now, None, data=data))
         logger.bind(case_id=case_id, action="measure").info(
             "case {case_id}: measure {measure} added", case_id=case_id, measure=measure.id
         )
@@ -62,12 +69,16 @@ class Measures(Cases):
             authorize(tx.actor(actor), actor, spec.permissions["complete_measure"], case.unit_path,
                       f"complete measure {measure_id}")  # fmt: skip
             if any(m.id == measure_id and m.done for m in tx.measures()):
-                # Measures sit outside the hash chain: completing twice would lose the
-                # first evidence hash without a trace.
+                # The first completion's evidence is what the history records.
                 raise TransitionRejected(
                     case.id, "complete_measure", case.state, f"measure {measure_id} is already done"
                 )
             measure = tx.complete_measure(measure_id, now, path, digest)
+            data = {
+                "measure": measure_id, "done_at": history.value(now), "evidence_path": path,
+                "evidence_sha256": digest,
+            }  # fmt: skip
+            tx.update({}, self._entry(tx, "measure_done", actor, now, None, data=data))
         logger.bind(case_id=found.case_id, action="measure").info(
             "measure {measure} done", measure=measure_id
         )

@@ -156,20 +156,25 @@ class CaseTx(Protocol):
         chain's head (``history_seq``, ``last_hash``). Returns the case as written."""
         ...
 
+    def last_entry_at(self) -> dt.datetime | None:
+        """The time of the case's newest history entry (None: it has none)."""
+        ...
+
     def add_measure(self, text: str, owner: str, due: dt.datetime | None) -> Measure:
-        """Add a measure (a new id) and bump the case's version."""
+        """Add a measure (a new id). The version moves with the ``update`` (and its history
+        entry) that goes with it."""
         ...
 
     def complete_measure(
         self, measure_id: int, done_at: dt.datetime, evidence_path: str | None,
         evidence_sha256: str | None,
     ) -> Measure:  # fmt: skip
-        """Mark a measure of this case done and bump the case's version; ``NotFound`` if
-        the measure does not belong to the case."""
+        """Mark a measure of this case done (the version moves with the ``update`` that
+        goes with it); ``NotFound`` if the measure does not belong to the case."""
         ...
 
     def add_note(self, actor: str, at: dt.datetime, text: str) -> Note:
-        """Add a progress note; the case's version stays (a note changes no state)."""
+        """Add a progress note (the version moves with the ``update`` that goes with it)."""
         ...
 
     def set_co_units(self, units: Sequence[str]) -> None:

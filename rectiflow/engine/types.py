@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 
 class Severity(StrEnum):
@@ -101,6 +102,9 @@ class HistoryEntry:
     comment: str | None
     prev_hash: str
     hash: str
+    # what the entry records beyond its fields (a JSON object, covered by the hash); None
+    # on entries written before history had data
+    data: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,8 +68,11 @@ class MemoryCaseTx:
             self.store._history[self.case.id].append(entry)
         return self.case
 
+    def last_entry_at(self) -> dt.datetime | None:
+        entries = self.store._history.get(self.case.id)
+        return entries[-1].at if entries else None
+
     def add_measure(self, text: str, owner: str, due: dt.datetime | None) -> Measure:
-        self.update({})
         measure_id = self.store._new_id("measure")
         measure = Measure(measure_id, self.case.id, text, owner, due, None, None, None)
         self.store._measures[measure.id] = measure
@@ -79,7 +82,6 @@ class MemoryCaseTx:
         self, measure_id: int, done_at: dt.datetime, evidence_path: str | None,
         evidence_sha256: str | None,
     ) -> Measure:  # fmt: skip
-        self.update({})
         found = self.store._measures.get(measure_id)
         if found is None or found.case_id != self.case.id:
             raise NotFound("measure", measure_id)

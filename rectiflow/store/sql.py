@@ -66,6 +66,7 @@ def _entry_values(entry: HistoryEntry) -> dict[str, Any]:
         "case_id": entry.case_id, "seq": entry.seq, "trigger": entry.trigger,
         "source": entry.source, "dest": entry.dest, "actor": entry.actor, "at": entry.at,
         "comment": entry.comment, "prev_hash": entry.prev_hash, "hash": entry.hash,
+        "data": entry.data,
     }  # fmt: skip
 
 
@@ -84,6 +85,9 @@ _COMPLETE_MEASURE = (
     .returning(*measure_t.c)
 )
 _INSERT_NOTE = note_t.insert().returning(*note_t.c)
+_LAST_ENTRY_AT = sa.select(history_t.c.at).where(
+    history_t.c.case_id == bindparam("case_id"), history_t.c.seq == bindparam("seq")
+)
 
 
 class SqlCaseTx:
@@ -134,8 +138,13 @@ class SqlCaseTx:
             insert = self.store.statements(_INSERT_CO_UNIT, ["case_id", "unit"])
             insert.executemany(self.cursor, [{"case_id": self.case.id, "unit": u} for u in units])
 
+    def last_entry_at(self) -> dt.datetime | None:
+        found = self.store.statements(_LAST_ENTRY_AT).rows(
+            self.cursor, {"case_id": self.case.id, "seq": self.case.history_seq}
+        )
+        return found[0][0] if found else None
+
     def add_measure(self, text: str, owner: str, due: dt.datetime | None) -> Measure:
-        self.update({})
         stmt = self.store.statements(_INSERT_MEASURE, _MEASURE_KEYS)
         values = {"case_id": self.case.id, "text": text, "owner": owner, "due": due}
         return Measure(**stmt.dicts(self.cursor, values)[0])
@@ -144,7 +153,6 @@ class SqlCaseTx:
         self, measure_id: int, done_at: dt.datetime, evidence_path: str | None,
         evidence_sha256: str | None,
     ) -> Measure:  # fmt: skip
-        self.update({})
         keys = ["done_at", "evidence_path", "evidence_sha256"]
         stmt = self.store.statements(_COMPLETE_MEASURE, keys)
         found = stmt.dicts(self.cursor, {

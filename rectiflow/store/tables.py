@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -41,6 +42,21 @@ class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
         return value.astimezone(dt.UTC)
 
 
+class EntryData(sa.types.TypeDecorator[dict[str, Any]]):
+    """A history entry's data: a JSON object stored as the canonical text its hash covers."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dict[str, Any] | None:
+        return None if value is None else json.loads(value)
+
+
 def _time(**kw: Any) -> Any:
     return Field(sa_type=UTCDateTime, **kw)
 
@@ -57,6 +73,7 @@ class ActorRow(SQLModel, table=True):
     __tablename__ = "actor"
     name: str = Field(primary_key=True, max_length=128)
     roles: str  # comma-separated role names
+    os_user: str | None = None  # the operating-system login bound to the actor
 
 
 class ActorContactRow(SQLModel, table=True):
@@ -160,6 +177,7 @@ class HistoryRow(SQLModel, table=True):
     comment: str | None = None
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+    data: dict[str, Any] | None = Field(default=None, sa_type=EntryData)
 
 
 class EscalationRow(SQLModel, table=True):

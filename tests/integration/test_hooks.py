@@ -38,7 +38,7 @@ def test_on_transition__case_after_trigger_and_source(ledger: Engine) -> None:
     # the case after the transition: what fire returns, and what the store now holds
     assert [case for case, _, _ in calls] == [confirmed, planned]
     assert calls[-1][0] == ledger.get_case(case_id)
-    assert [case.history_seq for case, _, _ in calls] == [2, 3]
+    assert [case.history_seq for case, _, _ in calls] == [2, 4]  # 3: the measure added
 
 
 def test_on_transition__every_hook_in_the_order_added(ledger: Engine) -> None:

@@ -188,21 +188,27 @@ def test_lifecycle__identify_to_closed(ledger: Engine, tmp_path: Path) -> None:
     assert [(e.seq, e.trigger, e.source, e.dest) for e in entries] == [
         (1, "open", None, "identify"),
         (2, "confirm", "identify", "plan"),
-        (3, "approve_plan", "plan", "rectify"),
-        (4, "submit", "rectify", "verify"),
-        (5, "reject", "verify", "rectify"),
-        (6, "submit", "rectify", "verify"),
-        (7, "accept", "verify", "closed"),
+        (3, "measure_added", "plan", "plan"),
+        (4, "measure_added", "plan", "plan"),
+        (5, "approve_plan", "plan", "rectify"),
+        (6, "measure_done", "rectify", "rectify"),
+        (7, "measure_done", "rectify", "rectify"),
+        (8, "submit", "rectify", "verify"),
+        (9, "reject", "verify", "rectify"),
+        (10, "submit", "rectify", "verify"),
+        (11, "accept", "verify", "closed"),
     ]
-    assert entries[4].comment == "queues still long"
+    assert entries[8].comment == "queues still long"
+    assert entries[5].data is not None
+    assert entries[5].data["evidence_sha256"] == done.evidence_sha256
     assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
-    assert ledger.verify_history(case_id) == 7
+    assert ledger.verify_history(case_id) == 11
     assert [m.done for m in ledger.measures(case_id)] == [True, True]
     assert [t.trigger for t in ledger.triggers(case_id, "sup")] == ["reopen"]
     with pytest.raises(TransitionRejected):
         ledger.add_measure(case_id, "own", "too late", now=local(2025, 3, 29))
     view = ledger.case_view(case_id, now=local(2025, 3, 29))
-    assert (view["state"], len(view["history"]), len(view["measures"])) == ("closed", 7, 2)
+    assert (view["state"], len(view["history"]), len(view["measures"])) == ("closed", 11, 2)
 
 
 def test_triggers__by_state_role_unit_and_guard(ledger: Engine) -> None:
@@ -424,7 +430,11 @@ def test_load_calendar__recomputes_provisional_2027(ledger: Engine, tmp_path: Pa
     assert (after.due_at, after.due_provisional) == (end_of_day(2027, 1, 13), False)
     assert after.next_escalation_at == end_of_day(2027, 1, 8)  # 3 working days earlier
     assert after.version == before.version + 1
-    assert ledger.history(guessed) == ledger.history(guessed)[:1]  # no state change
+    # a marker in the history, no state change
+    [_, marker] = ledger.history(guessed)
+    moved = (marker.trigger, marker.source, marker.dest)
+    assert moved == ("deadline_recomputed", "identify", "identify")
+    assert marker.data == {"due_at": "2027-01-13T15:59:59.000000Z", "provisional": False}
     assert ledger.get_case(settled).due_at == end_of_day(2025, 3, 10)
     days = {day: (working, origin) for day, working, origin in ledger.calendar(2027)}
     assert days[dt.date(2027, 1, 5)] == (False, "loaded")
@@ -436,7 +446,9 @@ def test_datetimes__round_trip_as_aware_utc(ledger: Engine, tmp_path: Path) -> N
     opened_at = dt.datetime(2025, 3, 3, 9, 30, 15, 123456, tzinfo=local(2025, 3, 3).tzinfo)
     case_id = open_case(ledger, now=opened_at)
     ledger.fire(case_id, "confirm", "sup", now=opened_at + dt.timedelta(hours=1))
-    measure = ledger.add_measure(case_id, "own", "m", due=dt.date(2025, 4, 30), now=opened_at)
+    measure = ledger.add_measure(
+        case_id, "own", "m", due=dt.date(2025, 4, 30), now=opened_at + dt.timedelta(hours=1)
+    )
     ledger.complete_measure(measure.id, "own", now=opened_at + dt.timedelta(hours=2))
     ledger.note(case_id, "own", "n", now=opened_at + dt.timedelta(hours=3))
     ledger.escalate_due(local(2025, 3, 28))

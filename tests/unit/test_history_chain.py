@@ -38,13 +38,15 @@ def tamper(engine: Engine, case_id: int, seq: int, **changes: object) -> None:
 
 def test_history__chain_verifies(engine: Engine, closed_case: int) -> None:
     entries = engine.history(closed_case)
-    assert [e.seq for e in entries] == [1, 2, 3, 4, 5, 6, 7]
+    # the measure added (3) and completed (5) are entries of the chain too
+    assert [e.seq for e in entries] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    assert [e.trigger for e in entries][2:5] == ["measure_added", "approve_plan", "measure_done"]
     assert entries[0].prev_hash == history.GENESIS
     assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
-    assert engine.verify_history(closed_case) == 7
+    assert engine.verify_history(closed_case) == 9
     other = engine.open_case("sup", unit="OTHER", title="Second", now=NOW)
     engine.pause(other.id, "sup", comment="waiting for the court", now=NOW)
-    assert engine.verify_history() == 9  # every case
+    assert engine.verify_history() == 11  # every case
 
 
 @pytest.mark.parametrize(
@@ -74,7 +76,7 @@ def test_history__rehashed_entry_breaks_the_next_link(engine: Engine, closed_cas
     old = engine.history(closed_case)[2]
     forged = history.make_entry(
         old.case_id, old.seq, old.trigger, old.source, old.dest, "sup", old.at, old.comment,
-        old.prev_hash,
+        old.prev_hash, old.data,
     )  # fmt: skip
     tamper(engine, closed_case, 3, actor=forged.actor, hash=forged.hash)
     with pytest.raises(IntegrityError, match="broken at seq 4: prev_hash does not match"):

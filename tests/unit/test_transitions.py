@@ -216,10 +216,11 @@ def test_fire__whole_lifecycle_versions_and_history(engine: Engine) -> None:
     assert case.version == 7
     assert [(e.trigger, e.source, e.dest) for e in engine.history(case.id)] == [
         ("open", None, "identify"), ("confirm", "identify", "plan"),
-        ("approve_plan", "plan", "rectify"), ("submit", "rectify", "verify"),
+        ("measure_added", "plan", "plan"), ("approve_plan", "plan", "rectify"),
+        ("measure_done", "rectify", "rectify"), ("submit", "rectify", "verify"),
         ("accept", "verify", "closed"),
     ]  # fmt: skip
-    assert engine.verify_history() == 5
+    assert engine.verify_history() == 7  # one entry per version
 
 
 def test_fire__matching_expect_version(engine: Engine) -> None:
