@@ -17,7 +17,7 @@ RSS is its own):
   rule included, in whole microseconds as the engine counts it; nothing imported from
   ``rectiflow.engine.reports``), the light from the deadline and the first ladder level on
   ``chinesecalendar``, totals and per-city tallies, each case's category and light, and a
-  second query listing the overdue cases, as the Engine's result has them;
+  second query for the titles of the overdue cases, as the Engine's result has them;
 - snapshot: ``Engine.snapshot(period, now=NOW)`` against the same query and rules, every
   unit's subtree tallied with its figures as JSON, and the snapshot, snapshot_case and
   snapshot_unit rows inserted with ``executemany`` in one transaction, under another
@@ -473,7 +473,10 @@ class RawReports:
         total = RawTally()
         per_city = {code: RawTally() for code in cities.values()}
         cases = []
+        late: set[int] = set()  # the overdue category: its cases make the overdue list
         for case_id, unit, path, _state, _due, category, light, levels, _top in self.standing():
+            if category == "overdue":
+                late.add(case_id)
             total.add(category, light, levels)
             city = city_of.get(path)
             if city is not None:
@@ -483,6 +486,8 @@ class RawReports:
         for case_id, title, unit_name, due in self.db.cursor.execute(
             self.db.sql(OVERDUE), (self.db.time(NOW),)
         ).fetchall():
+            if case_id not in late:  # past its deadline but paused: its category says so
+                continue
             due_at = self.db.parse_time(due)
             assert due_at is not None
             overdue.append({
