@@ -13,6 +13,7 @@ from loguru import logger
 from rectiflow.app.base import TransitionHook
 from rectiflow.app.calendar import Calendar
 from rectiflow.engine import audit, deadlines, history, machines
+from rectiflow.engine import text as limits
 from rectiflow.engine.audit import EDITABLE
 from rectiflow.engine.errors import (
     ConflictError,
@@ -63,6 +64,11 @@ class Cases(Calendar):
         now = self._now(now)
         if not title.strip():
             raise ValidationError("a case needs a title")
+        for name, value in (
+            ("title", title.strip()), ("description", description), ("category", category),
+            ("source", source), ("ref", ref), ("target", target), ("responsible", responsible),
+        ):  # fmt: skip
+            limits.check(name, value)
         if severity not in SEVERITIES:
             raise ValidationError(f"unknown severity {severity!r} (use {', '.join(SEVERITIES)})")
         spec = self.workflow(workflow, workflow_version)
@@ -128,7 +134,7 @@ class Cases(Calendar):
         """Fire a trigger: check it, move the case, write history and the new deadline in
         one transaction; raise TransitionRejected, PermissionDenied or ConflictError."""
         now = self._now(now)
-        comment = comment.strip() if comment and comment.strip() else None
+        comment = limits.check("comment", comment.strip() if comment and comment.strip() else None)
         with self.store.case_tx(case_id) as tx:
             case = _expect(tx.case, expect_version)
             spec = self.workflow(case.workflow, case.workflow_version)
@@ -203,6 +209,7 @@ class Cases(Calendar):
         now = self._now(now)
         if not comment or not comment.strip():
             raise TransitionRejected(case_id, "pause", None, "a comment is required")
+        limits.check("comment", comment.strip())
         with self.store.case_tx(case_id) as tx:
             case, spec = self._unfinished(tx, None, "pause")
             authorize(
@@ -252,6 +259,7 @@ class Cases(Calendar):
         now = self._now(now)
         if not text.strip():
             raise ValidationError("a note needs a text")
+        limits.check("note", text.strip())
         with self.store.case_tx(case_id) as tx:
             case, spec = self._unfinished(tx, None, "note")
             who = tx.actor(actor)

@@ -12,6 +12,7 @@ from loguru import logger
 
 from rectiflow.app.cases import Cases
 from rectiflow.engine import deadlines, history
+from rectiflow.engine import text as limits
 from rectiflow.engine.errors import ValidationError
 from rectiflow.engine.permissions import authorize
 from rectiflow.engine.spec import SEVERITIES
@@ -62,6 +63,9 @@ class Corrections(Cases):
         }  # fmt: skip
         if "title" in wanted and wanted["title"] is None:
             raise ValidationError("a case needs a title")
+        for name, value in wanted.items():
+            limits.check(name, value)
+        limits.check("comment", comment)
         if severity is not None:
             if severity not in SEVERITIES:
                 raise ValidationError(

@@ -21,6 +21,7 @@ from loguru import logger
 
 from rectiflow.app.corrections import Corrections
 from rectiflow.engine import deadlines, escalation, history, ledger_rules
+from rectiflow.engine import text as limits
 from rectiflow.engine.audit import EDITABLE
 from rectiflow.engine.durations import Duration
 from rectiflow.engine.durations import Unit as DurationUnit
@@ -335,6 +336,11 @@ class _RowReader:
             "title": title, "ref": ref, "source": source, "category": text("category"),
             "target": text("target"), "responsible": text("responsible"),
         }  # fmt: skip
+        for name, value in values.items():  # a title of 501 characters is a row error
+            try:
+                limits.check(name, value)
+            except ValidationError as exc:
+                fail(name, str(exc))
         try:
             values["severity"] = ledger_rules.parse_severity(text("severity"))
         except ValueError as exc:
@@ -366,6 +372,10 @@ class _RowReader:
         for item in ledger_rules.split_measures(text("measures")):
             done = item.endswith(DONE_MARK)
             measures.append((item.removesuffix(DONE_MARK).strip(), done))
+            try:
+                limits.check("measure", measures[-1][0])
+            except ValidationError as exc:
+                fail("measures", str(exc))
         if len(errors) > before:
             return None
         return _Row(number, ref_key(source, ref), values, state, status, measures, immediate)

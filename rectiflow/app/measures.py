@@ -5,13 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 from loguru import logger
 
 from rectiflow.app.cases import Cases
 from rectiflow.engine import history
-from rectiflow.engine.errors import NotFound, TransitionRejected, ValidationError
+from rectiflow.engine import text as limits
+from rectiflow.engine.errors import (
+    EvidenceChanged,
+    NotFound,
+    TransitionRejected,
+    ValidationError,
+)
 from rectiflow.engine.permissions import authorize
 from rectiflow.engine.types import Measure
 
@@ -34,7 +41,10 @@ class Measures(Cases):
         now = self._now(now)
         if not text.strip():
             raise ValidationError("a measure needs a text")
+        limits.check("measure", text.strip())
         due_at = self._end_of(due) if due is not None else None
+        if due_at is not None and due_at <= now:
+            raise ValidationError(f"due date {due} is not in the future")
         with self.store.case_tx(case_id) as tx:
             case, spec = self._unfinished(tx, expect_version, "add_measure")
             authorize(tx.actor(actor), actor, spec.permissions["add_measure"], case.unit_path,
@@ -85,14 +95,39 @@ class Measures(Cases):
         return measure
 
 
+    def verify_evidence(self, measure_id: int) -> Measure:
+        """Hash a done measure's evidence file again: the measure if it still has the stored
+        sha256; EvidenceChanged (an IntegrityError) if it does not, NotFound if the file is
+        gone, ValidationError if the measure has no evidence."""
+        measure = self.store.get_measure(measure_id)
+        if measure is None:
+            raise NotFound("measure", measure_id)
+        if measure.evidence_path is None or measure.evidence_sha256 is None:
+            raise ValidationError(f"measure {measure_id} has no evidence file")
+        if not os.path.lexists(measure.evidence_path):
+            raise NotFound("evidence file", measure.evidence_path)
+        _, digest = _evidence(measure.evidence_path)
+        if digest != measure.evidence_sha256:
+            raise EvidenceChanged(measure, digest)
+        return measure
+
+
 def _evidence(path: str | os.PathLike[str]) -> tuple[str, str]:
-    """(the file's absolute path, its sha256), read in 1 MiB blocks."""
+    """(the file's path with symlinks resolved, its sha256), read in 1 MiB blocks. Only a
+    regular file: a FIFO or a device would block or never end, a folder has no content."""
     file = Path(path)
     digest = hashlib.sha256()
     try:
-        with file.open("rb") as fh:
+        resolved = file.resolve(strict=True)
+        # O_NONBLOCK: opening a FIFO does not wait for a writer; fstat then refuses it.
+        fd = os.open(resolved, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise ValidationError(f"evidence {file} is not a regular file")
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
     except OSError as exc:
         raise ValidationError(f"cannot read evidence file {file}: {exc.strerror}") from None
-    return str(file.resolve()), digest.hexdigest()
+    except RuntimeError:  # a symlink loop (Python < 3.13)
+        raise ValidationError(f"cannot read evidence file {file}: a symlink loop") from None
+    return str(resolved), digest.hexdigest()

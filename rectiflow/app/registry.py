@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rectiflow.app.base import EngineBase
+from rectiflow.engine import text as limits
 from rectiflow.engine.diagram import mermaid
 from rectiflow.engine.errors import NotFound, ValidationError
 from rectiflow.engine.spec import WorkflowSpec, parse_workflow
@@ -15,7 +16,18 @@ class Registry(EngineBase):
     """Who acts where (units, actors) and by which rules (workflows, versioned)."""
 
     def add_unit(self, code: str, name: str, parent: str | None = None) -> Unit:
+        """A unit; its code is unique regardless of case (HRB and hrb are one unit)."""
         _check_code(code, "unit code")
+        if not name.strip():
+            raise ValidationError(f"unit {code} needs a name")
+        limits.check("unit name", name)
+        taken = next(
+            (u.code for u in self.store.list_units() if u.code.lower() == code.lower()), None
+        )
+        if taken is not None:
+            raise ValidationError(
+                f"unit {taken} already exists (codes are compared regardless of case)"
+            )
         return self.store.add_unit(code, name, parent)
 
     def get_unit(self, code: str) -> Unit:
@@ -30,6 +42,7 @@ class Registry(EngineBase):
     def add_actor(self, name: str, roles: Sequence[str], units: Sequence[str] = ()) -> Actor:
         if not name.strip():
             raise ValidationError("an actor needs a name")
+        limits.check("actor name", name)
         if not roles:
             raise ValidationError(f"actor {name} needs at least one role")
         known = {role for record in self.list_workflows() for role in self._spec_of(record).roles}

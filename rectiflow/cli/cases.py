@@ -214,7 +214,9 @@ def case_list(
     unit: Annotated[
         str | None, typer.Option(help="Cases of this unit and the units below.")
     ] = None,
-    state: Annotated[str | None, typer.Option()] = None,
+    state: Annotated[
+        str | None, typer.Option(help="A state of the workflow, e.g. rectify.")
+    ] = None,
     overdue: Annotated[
         bool, typer.Option("--overdue", help="Only cases past their stage deadline.")
     ] = False,
@@ -257,6 +259,17 @@ def case_list(
         raise typer.BadParameter(f"{light!r}: use green, yellow or red", param_hint="--light")
     if severity is not None and severity not in SEVERITIES:
         raise typer.BadParameter(f"{severity!r}: use high, medium or low", param_hint="--severity")
+    if state is not None:
+        states = {
+            name
+            for record in engine.list_workflows()
+            for name in engine.workflow(record.name, record.version).states
+        }
+        if state not in states:
+            raise typer.BadParameter(
+                f"{state!r}: no workflow has this state (use {', '.join(sorted(states))})",
+                param_hint="--state",
+            )
     store = cast("_Listing", engine.store)
     paths = None
     if unit is not None:
@@ -447,3 +460,19 @@ def measure_done(
     measure = engine.complete_measure(measure_id, actor, evidence=evidence)
     proof = f", evidence sha256 {measure.evidence_sha256}" if measure.evidence_sha256 else ""
     print(f"measure {measure_id} of case {measure.case_id} done{proof}")
+
+
+@measure_app.command("verify-evidence")
+@with_engine
+def measure_verify_evidence(
+    engine: Engine,
+    measure_id: Annotated[int, typer.Argument(metavar="MEASURE_ID", min=0, max=MAX_ID)],
+) -> None:
+    """Hash a done measure's evidence file again and compare it with the stored sha256.
+
+    Exit 7 if the file changed, 3 if it is gone, 2 if the measure has no evidence.
+
+    Example: rectiflow measure verify-evidence 3
+    """
+    measure = engine.verify_evidence(measure_id)
+    print(f"evidence of measure {measure_id} intact: {measure.evidence_path}")

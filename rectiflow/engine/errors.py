@@ -112,6 +112,22 @@ class IntegrityError(RectiflowError):
         )
 
 
+class EvidenceChanged(IntegrityError):
+    """A measure's evidence file no longer has the sha256 stored when it was completed."""
+
+    def __init__(self, measure: object, actual: str) -> None:
+        self.measure_id = getattr(measure, "id", None)
+        self.case_id = getattr(measure, "case_id", 0)
+        self.seq = 0
+        RectiflowError.__init__(
+            self,
+            f"evidence of measure {self.measure_id} (case {self.case_id}) changed: "
+            f"{getattr(measure, 'evidence_path', '?')} has sha256 {actual}, "
+            f"{getattr(measure, 'evidence_sha256', '?')} was stored",
+            case_id=self.case_id,
+        )
+
+
 class Unhealthy(RectiflowError):
     """``health`` found the sweep behind or no daemon sweeping."""
 

@@ -248,3 +248,139 @@ def test_calendar__conflicts_gaps_spans_and_hostile_files_are_refused(
     assert _digest(ledger.db) == before
     ledger.run("calendar", "load", file("short2.csv", "date,kind\n2027-10-01,holiday\n"),
                "--partial")  # fmt: skip
+
+
+# --- text -----------------------------------------------------------------------------------
+
+
+def test_text__control_characters_line_breaks_and_overlong_fields_are_refused(
+    ledger: Cli, tmp_path: Path
+) -> None:
+    long_title = "问" * 501
+    sheet = tmp_path / "台账.csv"
+    sheet.write_text(f"序号,存在问题,责任单位\n1,{'长' * 501},HRB\n2,正常的问题,HRB\n", "utf-8")
+    opened = ("case", "open", "--unit", "HRB", "--actor", REPORTER)
+    _, _, before, *refusals, after = ledger.batch(
+        (0, *opened, "--title", "审批效率低"),
+        (0, "measure", "add", "1", "--text", "梳理事项", "--actor", OWNER),
+        (0, "case", "show", "1", "--json"),
+        (2, *opened, "--title", "\x1b[2J\x1b[H清屏"),
+        (2, *opened, "--title", "标题\x1b]0;pwned\x07"),
+        (2, *opened, "--title", "两行\n标题"),
+        (2, *opened, "--title", "bidi \u202etxt.exe"),
+        (2, *opened, "--title", long_title),
+        (2, *opened, "--title", "t", "--description", "\x00"),
+        (2, *opened, "--title", "t", "--ref", "a\tb"),
+        (2, "case", "note", "1", "--actor", SUPERVISOR, "--text", "进展\x1b[31m"),
+        (2, "case", "note", "1", "--actor", SUPERVISOR, "--text", "长" * 10_001),
+        (2, "case", "pause", "1", "--actor", SUPERVISOR, "--comment", "\x07"),
+        (2, "case", "fire", "1", "dismiss", "--actor", SUPERVISOR, "--comment", "\x1b[1m"),
+        (2, "case", "edit", "1", "--actor", SUPERVISOR, "--title", "\x1bc"),
+        (2, "case", "edit", "1", "--actor", SUPERVISOR, "--title", long_title),
+        (2, "measure", "add", "1", "--text", "措施\x1b[0m", "--actor", OWNER),
+        (2, "unit", "add", "XX", "名称\x1b[0m"),
+        (2, "unit", "add", "XX", "名" * 201),
+        (2, "actor", "add", "张\x1b[8m三", "--role", "owner"),
+        (2, "ledger", "import", str(sheet), "--actor", SUPERVISOR),
+        (0, "case", "show", "1", "--json"),
+    )  # fmt: skip
+    assert after.stdout == before.stdout
+    messages = [r.error for r in refusals]
+    assert "title: a control character \\x1b at character 1" in messages[0]
+    assert "a line break or tab \\n" in messages[2]
+    assert "\\u202e" in messages[3]
+    assert "title: 501 characters, at most 500" in messages[4]
+    assert all("\x1b" not in m and "\x07" not in m for m in messages)
+    assert "XX" not in ledger.run("unit", "list").stdout
+    # Multi-line fields keep their line breaks.
+    ledger.run(*opened, "--title", "t", "--description", "第一行\n第二行\t制表")
+
+
+def test_text__an_overlong_title_is_a_row_error_of_an_import(ledger: Cli, tmp_path: Path) -> None:
+    sheet = tmp_path / "台账.csv"
+    sheet.write_text(f"序号,存在问题,责任单位\n1,{'长' * 501},HRB\n2,正常的问题,HRB\n", "utf-8")
+    done = ledger.run("ledger", "import", str(sheet), "--actor", SUPERVISOR, "--json", code=2)
+    assert "title: 501 characters, at most 500" in done.stdout + done.stderr
+    assert ledger.json("case", "list") == []
+
+
+# --- filters and units ----------------------------------------------------------------------
+
+
+def test_filters__unknown_state_past_measure_due_blank_units_and_codes_by_case(
+    ledger: Cli,
+) -> None:
+    _, units, before, *_, after, units_after = ledger.batch(
+        (0, "case", "open", "--unit", "HRB", "--title", "审批效率低", "--actor", REPORTER),
+        (0, "unit", "list", "--json"),
+        (0, "case", "show", "1", "--json"),
+        (2, "case", "list", "--state", "bogus"),
+        (2, "case", "list", "--state", "Rectify"),
+        (2, "measure", "add", "1", "--text", "x", "--actor", OWNER, "--due", "2020-01-01"),
+        (2, "measure", "add", "1", "--text", "x", "--actor", OWNER, "--due",
+         "2026-03-02T09:00:00+08:00"),
+        (2, "unit", "add", "XX", ""),
+        (2, "unit", "add", "XX", "   "),
+        (2, "unit", "add", "hrb", "哈尔滨市"),
+        (2, "unit", "add", "Hrb", "另一个"),
+        (0, "case", "show", "1", "--json"),
+        (0, "unit", "list", "--json"),
+    )  # fmt: skip
+    assert after.stdout == before.stdout
+    assert units_after.json() == units.json()
+    assert "regardless of case" in ledger.fails(2, "unit", "add", "qqhr", "x")
+    assert ledger.json("case", "list", "--state", "rectify") == []
+
+
+# --- evidence -------------------------------------------------------------------------------
+
+
+def _rectifying(ledger: Cli) -> None:
+    ledger.batch(
+        (0, "case", "open", "--unit", "HRB", "--title", "审批效率低", "--actor", REPORTER),
+        (0, "measure", "add", "1", "--text", "梳理事项", "--actor", OWNER),
+        (0, "measure", "add", "1", "--text", "压缩时限", "--actor", OWNER),
+        (0, "measure", "add", "1", "--text", "公开清单", "--actor", OWNER),
+    )
+
+
+def test_evidence__only_regular_files_and_symlinks_resolved(ledger: Cli, tmp_path: Path) -> None:
+    _rectifying(ledger)
+    fifo = tmp_path / "fifo.pdf"
+    os.mkfifo(fifo)
+    report = tmp_path / "整改报告.txt"
+    report.write_text("审批环节已由7个压缩至3个", "utf-8")
+    link = tmp_path / "link.txt"
+    link.symlink_to(report)
+    loop = tmp_path / "loop.txt"
+    loop.symlink_to(loop)
+    done = ("measure", "done", "1", "--actor", OWNER, "--evidence")
+    before, *refusals, after = ledger.batch(
+        (0, "case", "show", "1", "--json"),
+        (2, *done, str(fifo)),
+        (2, *done, str(tmp_path)),
+        (2, *done, "/dev/zero"),
+        (2, *done, str(loop)),
+        (0, "case", "show", "1", "--json"),
+    )
+    assert all("regular file" in r.error or "cannot read" in r.error for r in refusals)
+    assert after.stdout == before.stdout
+    ledger.run(*done, str(link))
+    measure = ledger.json("case", "show", "1")["measures"][0]
+    assert measure["evidence_path"] == str(report.resolve())
+
+
+def test_evidence__verify_rehashes_and_reports_a_change(ledger: Cli, tmp_path: Path) -> None:
+    _rectifying(ledger)
+    report = tmp_path / "整改报告.txt"
+    report.write_text("审批环节已由7个压缩至3个", "utf-8")
+    ledger.run("measure", "done", "1", "--actor", OWNER, "--evidence", str(report))
+    ledger.run("measure", "done", "2", "--actor", OWNER)
+    assert "intact" in ledger.run("measure", "verify-evidence", "1").stdout
+    report.write_text("审批环节已由7个压缩至5个", "utf-8")
+    changed = ledger.fails(7, "measure", "verify-evidence", "1")
+    assert "evidence of measure 1 (case 1) changed" in changed
+    report.unlink()
+    assert "no evidence file" in ledger.fails(3, "measure", "verify-evidence", "1")
+    assert "has no evidence" in ledger.fails(2, "measure", "verify-evidence", "2")
+    assert "no measure 99" in ledger.fails(3, "measure", "verify-evidence", "99")
