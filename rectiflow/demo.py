@@ -233,9 +233,9 @@ def _act(
     case_id = ids[index]
     if action == "plan":
         for text_of_measure in story.measures:
-            engine.add_measure(case_id, owner, text_of_measure)
+            engine.add_measure(case_id, owner, text_of_measure, now=now)
     elif action == "measure":
-        engine.add_measure(case_id, owner, text or "")
+        engine.add_measure(case_id, owner, text or "", now=now)
     elif action == "done":
         for measure in engine.measures(case_id):
             if not measure.done:

@@ -78,12 +78,14 @@ class Calendar(Registry):
 
     def load_calendar(
         self, path: str | os.PathLike[str], *, now: dt.datetime | None = None,
-        partial: bool = False,
+        partial: bool = False, actor: str | None = None,
     ) -> int:  # fmt: skip
         """Load holiday/workday rows from CSV or YAML, then recompute provisional deadlines.
         Returns the number of deadlines recomputed (a recomputed deadline counts from when
         its stage was entered); each is a ``deadline_recomputed`` entry in its case's
-        history, dated ``now`` (or its last entry's time, if later)."""
+        history, dated ``now`` (or its last entry's time, if later). Once the ledger has
+        an admin, ``actor`` must name one."""
+        self.require_admin(actor, "load the calendar")
         file = Path(path)
         try:
             if file.exists() and not file.is_file():

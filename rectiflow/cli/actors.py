@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from rectiflow.cli.common import JsonOption, print_json, table, with_engine
+from rectiflow.cli.common import AdminOption, JsonOption, print_json, table, with_engine
 
 if TYPE_CHECKING:
     from rectiflow.app import Engine
@@ -18,6 +18,14 @@ Email = Annotated[str | None, typer.Option(help="For mail (SMTP channels).")]
 Mobile = Annotated[str | None, typer.Option(help="For @mentions in DingTalk groups.")]
 DingTalkId = Annotated[str | None, typer.Option("--dingtalk-id", help="DingTalk user id.")]
 WeComId = Annotated[str | None, typer.Option("--wecom-id", help="WeCom user id.")]
+OsUser = Annotated[
+    str | None,
+    typer.Option(
+        "--os-user", metavar="LOGIN",
+        help="The operating-system login it is bound to (checked with "
+        "RECTIFLOW_ENFORCE_OS_USER=1; '' removes the binding).",
+    ),
+]  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:
@@ -31,7 +39,9 @@ def actor_add(
     name: Annotated[str, typer.Argument(metavar="NAME")],
     role: Annotated[
         list[str],
-        typer.Option(help="reporter, owner, head, reviewer, verifier or supervisor; repeatable."),
+        typer.Option(
+            help="reporter, owner, head, reviewer, verifier, supervisor or admin; repeatable."
+        ),
     ],
     unit: Annotated[
         list[str] | None,
@@ -41,18 +51,23 @@ def actor_add(
     mobile: Mobile = None,
     dingtalk_id: DingTalkId = None,
     wecom_id: WeComId = None,
+    os_user: OsUser = None,
+    actor: AdminOption = None,
 ) -> None:
     """Add an actor with one or more roles, and how to reach them.
 
+    Once the ledger has an admin, --actor must name one.
+
     Example: rectiflow actor add 李强 --role owner --unit HRB --email liqiang@example.cn
     """
-    actor = engine.add_actor(name, role, unit or [])
+    added = engine.add_actor(name, role, unit or [], actor=actor, os_user=os_user)
     if any(v is not None for v in (email, mobile, dingtalk_id, wecom_id)):
         engine.set_contacts(
-            name, email=email, mobile=mobile, dingtalk_id=dingtalk_id, wecom_id=wecom_id
-        )
-    where = ", ".join(actor.units) or "all units"
-    print(f"actor {actor.name} added: {', '.join(actor.roles)} in {where}")
+            name, email=email, mobile=mobile, dingtalk_id=dingtalk_id, wecom_id=wecom_id,
+            actor=actor,
+        )  # fmt: skip
+    where = ", ".join(added.units) or "all units"
+    print(f"actor {added.name} added: {', '.join(added.roles)} in {where}")
 
 
 @actor_app.command("edit")
@@ -64,14 +79,22 @@ def actor_edit(
     mobile: Mobile = None,
     dingtalk_id: DingTalkId = None,
     wecom_id: WeComId = None,
+    os_user: OsUser = None,
+    actor: AdminOption = None,
 ) -> None:
-    """Change how an actor is reached ('' clears a contact).
+    """Change how an actor is reached ('' clears a contact), or its login binding.
+
+    Once the ledger has an admin, --actor must name one.
 
     Example: rectiflow actor edit 李强 --mobile 13800000000 --dingtalk-id liqiang
     """
+    if os_user is not None:
+        bound = engine.set_os_user(name, os_user, actor=actor)
+        print(f"actor {name}: bound to {bound.os_user or 'no login'}")
     contacts = engine.set_contacts(
-        name, email=email, mobile=mobile, dingtalk_id=dingtalk_id, wecom_id=wecom_id
-    )
+        name, email=email, mobile=mobile, dingtalk_id=dingtalk_id, wecom_id=wecom_id,
+        actor=actor,
+    )  # fmt: skip
     shown = {
         "email": contacts.email, "mobile": contacts.mobile,
         "dingtalk-id": contacts.dingtalk_id, "wecom-id": contacts.wecom_id,

@@ -14,9 +14,11 @@ from rectiflow.cli.common import (
     FIRST_YEAR,
     LAST_YEAR,
     MAX_ID,
+    AdminOption,
     JsonOption,
     case_table,
     escalation_table,
+    masked_url,
     parse_time,
     print_json,
     read_text,
@@ -81,7 +83,12 @@ def init(
     """
     records = engine.init(force=force)
     names = ", ".join(f"{r.name}@{r.version}" for r in records)
-    print(f"database ready: {engine.url} (workflows: {names})")
+    print(f"database ready: {masked_url(engine.url)} (workflows: {names})")
+    if not any("admin" in a.roles for a in engine.list_actors()):
+        print(
+            "no admin yet: anyone may change units, actors, workflows and the calendar; "
+            "create the first admin with `rectiflow actor add NAME --role admin`"
+        )
 
 
 @db_app.command("status")
@@ -106,12 +113,13 @@ def unit_add(
     code: Annotated[str, typer.Argument(metavar="CODE", help="Letters, digits, - and _.")],
     name: Annotated[str, typer.Argument(metavar="NAME", help="Full name, e.g. 哈尔滨市.")],
     parent: Annotated[str | None, typer.Option(metavar="CODE", help="The parent unit.")] = None,
+    actor: AdminOption = None,
 ) -> None:
     """Add a unit, optionally below a parent unit.
 
     Example: rectiflow unit add HRB 哈尔滨市 --parent HLJ
     """
-    unit = engine.add_unit(code, name, parent)
+    unit = engine.add_unit(code, name, parent, actor=actor)
     print(f"unit {unit.code} added ({unit.path})")
 
 
@@ -229,12 +237,12 @@ def workflow_validate(file: FileArg) -> None:
 
 @workflow_app.command("add")
 @with_engine
-def workflow_add(engine: Engine, file: FileArg) -> None:
+def workflow_add(engine: Engine, file: FileArg, actor: AdminOption = None) -> None:
     """Validate and register a workflow definition; a registered version is immutable.
 
     Example: rectiflow workflow add review.yaml
     """
-    spec = engine.register_workflow(read_text(file, "workflow file"), str(file))
+    spec = engine.register_workflow(read_text(file, "workflow file"), str(file), actor=actor)
     print(f"workflow {spec.name}@{spec.version} registered")
 
 
@@ -262,19 +270,86 @@ def audit_verify(
     case: Annotated[
         int | None, typer.Option(metavar="ID", help="Only this case.", min=0, max=MAX_ID)
     ] = None,
+    against: Annotated[
+        Path | None,
+        typer.Option(metavar="FILE", help="A checkpoint: prove nothing up to it changed."),
+    ] = None,
+    require_key: Annotated[
+        bool,
+        typer.Option(
+            "--require-key",
+            help="Every entry must carry the audit key (a ledger keyed from its start).",
+        ),
+    ] = False,
     json: JsonOption = False,
 ) -> None:
-    """Recompute every history chain; exit 7 naming the first broken link (case, seq).
+    """Check every case against its history; exit 7 naming the first difference.
 
-    With --json, a broken chain still exits 7 with the error on stderr, and prints nothing.
+    The hash chains (HMAC with RECTIFLOW_AUDIT_KEY), each case row against its history
+    (state, version, the editable fields), its measures (evidence hashes) and notes, and
+    with --against the heads of a checkpoint. With --json, a difference still exits 7 with
+    the error on stderr, and prints nothing.
 
-    Example: rectiflow audit verify --json
+    Example: rectiflow audit verify --against checkpoint-2026-03.json
     """
-    entries = engine.verify_history(case)
+    import json as json_module
+
+    from rectiflow.engine.audit import read_checkpoint
+
+    heads = None
+    if against is not None:
+        try:
+            heads = read_checkpoint(json_module.loads(read_text(against, "checkpoint file")))
+        except ValueError:  # not JSON
+            raise UsageError(f"{against}: not a checkpoint file (JSON)") from None
+    report = engine.audit(case, against=heads, require_key=require_key)
     if json:
-        print_json({"intact": True, "case": case, "entries": entries})
-    else:
-        print(f"history intact: {entries} entries verified")
+        print_json({
+            "intact": True, "case": case, "cases": report.cases, "entries": report.entries,
+            "not_checked": report.unchecked, "without_key": report.unkeyed,
+            "partly_verified": list(report.partial), "against": str(against) if against else None,
+        })  # fmt: skip
+        return
+    print(f"history intact: {report.entries} entries of {report.cases} cases verified")
+    if against is not None:
+        print(f"nothing changed up to the checkpoint {against}")
+    if report.unchecked:
+        say(f"warning: {report.unchecked} keyed entries not checked: key not given "
+            "(set RECTIFLOW_AUDIT_KEY)")  # fmt: skip
+    if report.unkeyed and engine.audit_key is not None:
+        say(f"note: {report.unkeyed} entries carry no audit key (written before the key was "
+            "set, or rewritten without it: compare with a checkpoint)")  # fmt: skip
+    if report.partial:
+        shown = ", ".join(str(c) for c in report.partial[:10])
+        say(f"note: {len(report.partial)} cases partly verified (history from before schema "
+            f"0007 has no data to replay): {shown}")  # fmt: skip
+
+
+@audit_app.command("checkpoint")
+@with_engine
+def audit_checkpoint(
+    engine: Engine,
+    out: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="Write it here (default: stdout).")
+    ] = None,
+) -> None:
+    """Verify the ledger, then write the head of every case's chain with a time and a digest
+    (JSON), to keep outside the database; `audit verify --against FILE` checks it.
+
+    Example: rectiflow audit checkpoint --out checkpoint-2026-03.json
+    """
+    import json as json_module
+
+    kept = engine.checkpoint()
+    text = json_module.dumps(kept, ensure_ascii=False, indent=1) + "\n"
+    if out is None:
+        print(text, end="")
+        return
+    try:
+        out.write_text(text, "utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror}") from None
+    print(f"checkpoint of {len(kept['cases'])} cases written to {out} (digest {kept['digest']})")
 
 
 @calendar_app.command("load")
@@ -286,6 +361,7 @@ def calendar_load(
         bool,
         typer.Option("--partial", help="Accept a year with fewer than 7 weekday holidays."),
     ] = False,
+    actor: AdminOption = None,
 ) -> None:
     """Load holidays and make-up working days from CSV or YAML (date, holiday|workday).
 
@@ -294,7 +370,7 @@ def calendar_load(
 
     Example: rectiflow calendar load 2027.csv
     """
-    recomputed = engine.load_calendar(file, partial=partial)
+    recomputed = engine.load_calendar(file, partial=partial, actor=actor)
     print(f"calendar loaded from {file}; {recomputed} provisional deadlines recomputed")
 
 

@@ -31,6 +31,13 @@ if TYPE_CHECKING:
 MAX_ID = 2**63 - 1
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+AdminOption = Annotated[
+    str | None,
+    typer.Option(
+        "--actor", "-a", metavar="NAME",
+        help="Who does it: an admin, once the ledger has one (`actor add NAME --role admin`).",
+    ),
+]  # fmt: skip
 
 
 @dataclass
@@ -60,13 +67,65 @@ class Settings:
             setup_logging(self.debug)
             from rectiflow.app import Engine
 
-            engine = Engine(self.url, tz=os.environ.get("RECTIFLOW_TZ"))
+            key, former = audit_keys()
+            engine = Engine(
+                self.url, tz=os.environ.get("RECTIFLOW_TZ"), audit_key=key,
+                former_audit_keys=former,
+            )  # fmt: skip
             if self.now is not None:
                 fixed = parse_time(self.now, engine, "--now")
                 engine.clock = lambda: fixed
             self._engine = engine
             ctx.find_root().call_on_close(engine.close)
         return self._engine
+
+
+def audit_keys() -> tuple[str | None, list[str]]:
+    """(the audit key, the former keys) from ``RECTIFLOW_AUDIT_KEY`` or, else, from the file
+    ``RECTIFLOW_AUDIT_KEY_FILE``: one key a line, oldest first, the last one current (a
+    rotation adds a line)."""
+    key = os.environ.get("RECTIFLOW_AUDIT_KEY", "").strip()
+    if key:
+        return key, []
+    name = os.environ.get("RECTIFLOW_AUDIT_KEY_FILE", "").strip()
+    if not name:
+        return None, []
+    try:
+        lines = Path(name).read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"RECTIFLOW_AUDIT_KEY_FILE: cannot read {name}: {exc}") from None
+    keys = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    if not keys:
+        raise UsageError(f"RECTIFLOW_AUDIT_KEY_FILE: no key in {name}")
+    return keys[-1], keys[:-1]
+
+
+def check_os_user(engine: Engine, name: str) -> None:
+    """With ``RECTIFLOW_ENFORCE_OS_USER=1`` (set by the operator), an ``--actor`` must be
+    bound (``actor add/edit --os-user``) to the login running the command."""
+    if os.environ.get("RECTIFLOW_ENFORCE_OS_USER", "").strip() != "1":
+        return
+    import getpass
+
+    from rectiflow.engine.errors import PermissionDenied
+
+    actor = engine.store.get_actor(name)
+    if actor is None:
+        return  # the command says "no such actor"
+    login = getpass.getuser()
+    if actor.os_user != login:
+        bound = f"bound to {actor.os_user}" if actor.os_user else "bound to no login"
+        raise PermissionDenied(login, f"act as {name}: it is {bound} (RECTIFLOW_ENFORCE_OS_USER=1)")
+
+
+def masked_url(url: str) -> str:
+    """A database URL as printed: its password masked."""
+    import sqlalchemy as sa
+
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL: nothing to mask
+        return url
 
 
 def setup_logging(debug: bool) -> None:
@@ -109,7 +168,10 @@ def with_engine(
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(func)
         def wrapper(ctx: typer.Context, *args: Any, **kwargs: Any) -> Any:
-            return func(ctx.obj.engine(ctx, create=create), *args, **kwargs)
+            engine = ctx.obj.engine(ctx, create=create)
+            if isinstance(kwargs.get("actor"), str) and not func.__module__.endswith("outbox"):
+                check_os_user(engine, kwargs["actor"])
+            return func(engine, *args, **kwargs)
 
         signature = inspect.signature(func, eval_str=True, locals={"Engine": object})
         params = list(signature.parameters.values())[1:]

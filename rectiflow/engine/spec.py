@@ -57,6 +57,9 @@ class TransitionSpec:
     roles: tuple[str, ...]
     guards: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
+    # separation of duties: the actor may not be the one who fired one of these triggers
+    # in the same visit of the source state
+    distinct_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -260,7 +263,9 @@ _TOP_KEYS = {
     "escalation", "due_state",
 }  # fmt: skip
 _STATE_KEYS = {"en", "zh", "final", "sla"}
-_TRANSITION_KEYS = {"trigger", "source", "dest", "roles", "guards", "requires"}
+_TRANSITION_KEYS = {
+    "trigger", "source", "dest", "roles", "guards", "requires", "distinct_from"
+}  # fmt: skip
 _LEVEL_KEYS = {"level", "offset", "notify"}
 
 
@@ -406,6 +411,7 @@ class _Parser:
             raise self.fail("transitions", "expected a list of transitions")
         result: list[TransitionSpec] = []
         seen: dict[tuple[str, str], str] = {}
+        distinct: list[tuple[str, tuple[str, ...]]] = []  # (path, trigger names), checked last
         for i, body in enumerate(value):
             path = f"transitions[{i}]"
             body = self.mapping(body, path, _TRANSITION_KEYS)
@@ -431,6 +437,8 @@ class _Parser:
             for j, req in enumerate(requires):
                 if req not in _REQUIREMENTS:
                     raise self.fail(f"{path}.requires[{j}]", f"unknown requirement {req!r}")
+            others = self.names(body.get("distinct_from") or [], f"{path}.distinct_from")
+            distinct.append((f"{path}.distinct_from", others))
             for j, source in enumerate(sources):
                 source_path = f"{path}.source" if len(sources) == 1 else f"{path}.source[{j}]"
                 if source not in states:
@@ -442,7 +450,14 @@ class _Parser:
                         f"trigger {trigger!r} from state {source!r} already defined at {first}",
                     )
                 seen[trigger, source] = f"line {self.loc.line(path)}"
-                result.append(TransitionSpec(trigger, source, dest, allowed, guard_names, requires))
+                result.append(
+                    TransitionSpec(trigger, source, dest, allowed, guard_names, requires, others)
+                )
+        triggers = {t.trigger for t in result}
+        for path, others in distinct:
+            for j, other in enumerate(others):
+                if other not in triggers:
+                    raise self.fail(f"{path}[{j}]", f"unknown trigger {other!r}")
         return tuple(result)
 
     def ladder(self, value: Any, roles: tuple[str, ...]) -> tuple[LevelSpec, ...]:

@@ -222,6 +222,10 @@ class Store(Protocol):
 
     def get_actor(self, name: str) -> Actor | None: ...
 
+    def set_os_user(self, name: str, os_user: str | None) -> None:
+        """Bind the actor to an operating-system login (None: unbound); ``NotFound``."""
+        ...
+
     def list_actors(self) -> list[Actor]:
         """Every actor, by name."""
         ...

@@ -37,6 +37,7 @@ class Actor:
     roles: tuple[str, ...]
     units: tuple[str, ...]  # unit codes; empty = acts everywhere
     unit_paths: tuple[str, ...]
+    os_user: str | None = None  # the operating-system login it is bound to (None: any)
 
     def covers(self, unit_path: str) -> bool:
         return not self.unit_paths or any(unit_path.startswith(p) for p in self.unit_paths)

@@ -109,6 +109,7 @@ class MemoryStore(MemoryLedger, MemoryReports):
         self._ids: defaultdict[str, Iterator[int]] = defaultdict(lambda: itertools.count(1))
         self._units: dict[str, Unit] = {}
         self._actors: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}  # roles, units
+        self._os_users: dict[str, str | None] = {}
         self._workflows: dict[tuple[str, int], WorkflowRecord] = {}
         self._cases: dict[int, Case] = {}
         self._measures: dict[int, Measure] = {}
@@ -172,7 +173,14 @@ class MemoryStore(MemoryLedger, MemoryReports):
             if name not in self._actors:
                 return None
             roles, units = self._actors[name]
-            return Actor(name, roles, units, tuple(self._units[u].path for u in units))
+            paths = tuple(self._units[u].path for u in units)
+            return Actor(name, roles, units, paths, self._os_users.get(name))
+
+    def set_os_user(self, name: str, os_user: str | None) -> None:
+        with self._lock:
+            if name not in self._actors:
+                raise NotFound("actor", name)
+            self._os_users[name] = os_user
 
     def list_actors(self) -> list[Actor]:
         with self._lock:

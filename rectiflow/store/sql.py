@@ -40,7 +40,7 @@ from rectiflow.store.tables import (
 )
 
 _ACTORS = (
-    sa.select(actor_t.c.name, actor_t.c.roles, unit_t.c.code, unit_t.c.path)
+    sa.select(actor_t.c.name, actor_t.c.roles, unit_t.c.code, unit_t.c.path, actor_t.c.os_user)
     .select_from(actor_t)
     .outerjoin(actor_unit_t, actor_unit_t.c.actor == actor_t.c.name)
     .outerjoin(unit_t, unit_t.c.code == actor_unit_t.c.unit)
@@ -52,13 +52,14 @@ _INSERT_HISTORY = history_t.insert()
 
 
 def _actor(rows: Sequence[Sequence[Any]]) -> Actor | None:
-    """An actor from its rows (name, roles, unit code, unit path): one row per unit."""
+    """An actor from its rows (name, roles, unit code, unit path, os user): one row per
+    unit."""
     if not rows:
         return None
     units = tuple(r[2] for r in rows if r[2] is not None)
     paths = tuple(r[3] for r in rows if r[3] is not None)
     roles = tuple(r for r in rows[0][1].split(",") if r)
-    return Actor(rows[0][0], roles, units, paths)
+    return Actor(rows[0][0], roles, units, paths, rows[0][4])
 
 
 def _entry_values(entry: HistoryEntry) -> dict[str, Any]:
@@ -278,6 +279,14 @@ class SqlStore(
             actor = _actor(conn.execute(_ACTOR_BY_NAME, {"name": name}).all())
         assert actor is not None
         return actor
+
+    def set_os_user(self, name: str, os_user: str | None) -> None:
+        with self._write() as conn:
+            done = conn.execute(
+                actor_t.update().where(actor_t.c.name == name).values(os_user=os_user)
+            )
+            if done.rowcount != 1:
+                raise NotFound("actor", name)
 
     def get_actor(self, name: str) -> Actor | None:
         with self._read() as conn:

@@ -120,3 +120,31 @@ def test_calendar__statutory_year_provisional_year_and_load(ledger: Cli, tmp_pat
     assert shown.json()["due_provisional"] is False
     assert shown.json()["due_at"] == "2027-01-12T23:59:59+08:00"
     assert "bad date" in refused.error
+
+
+def test_admin__init_says_how_to_create_one_then_changes_need_it(ledger: Cli) -> None:
+    import getpass
+
+    assert "rectiflow actor add NAME --role admin" in ledger.run("init").stdout
+    login = getpass.getuser()
+    ledger.run("actor", "add", "root", "--role", "admin", "--os-user", login)
+    assert "no admin yet" not in ledger.run("init").stdout
+    assert "this ledger has an admin" in ledger.fails(6, "unit", "add", "DQ", "大庆市")
+    assert "only an admin" in ledger.fails(6, "unit", "add", "DQ", "大庆市", "--actor", REPORTER)
+    ledger.run("unit", "add", "DQ", "大庆市", "--parent", "HLJ", "--actor", "root")
+    ledger.run("actor", "edit", REPORTER, "--os-user", "somebody-else", "--actor", "root")
+    enforce = {"RECTIFLOW_ENFORCE_OS_USER": "1"}
+    refused = ledger.run(
+        "case", "open", "--unit", "HRB", "--title", "t", "--actor", REPORTER, code=6, env=enforce
+    )
+    assert f"{login} may not act as {REPORTER}: it is bound to somebody-else" in refused.stderr
+    ledger.run("unit", "add", "MDJ", "牡丹江市", "--actor", "root", env=enforce)
+
+
+def test_masked_url__the_password_never_printed() -> None:
+    from rectiflow.cli.common import masked_url
+
+    assert masked_url("postgresql+psycopg://ledger:s3cret@db:5432/ledger") == (
+        "postgresql+psycopg://ledger:***@db:5432/ledger"
+    )
+    assert masked_url("sqlite:////var/ledger.db") == "sqlite:////var/ledger.db"

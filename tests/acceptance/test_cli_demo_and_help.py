@@ -21,7 +21,7 @@ COMMANDS = {
     "ledger import", "ledger export",
     "report progress", "report snapshot", "report snapshots", "report ranking", "report lights",
     "workflow list", "workflow show", "workflow validate", "workflow add", "workflow diagram",
-    "audit verify", "calendar load", "calendar show", "db status",
+    "audit checkpoint", "audit verify", "calendar load", "calendar show", "db status",
 }  # fmt: skip
 
 

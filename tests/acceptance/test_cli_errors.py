@@ -86,7 +86,7 @@ def test_audit_verify__tampered_history_exits_7(ledger: Cli) -> None:
         (0, "case", "open", "--unit", "HRB", "--title", "审批效率低", "--actor", REPORTER),
         (0, "case", "fire", "1", "confirm", "--actor", SUPERVISOR),
     )
-    assert "2 entries verified" in ledger.run("audit", "verify").stdout
+    assert "history intact: 2 entries of 1 cases verified" in ledger.run("audit", "verify").stdout
 
     with sqlite3.connect(ledger.db) as conn:
         conn.execute("UPDATE history SET actor = '冒名者' WHERE case_id = 1 AND seq = 2")

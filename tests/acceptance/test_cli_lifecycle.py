@@ -58,15 +58,16 @@ def test_lifecycle__identify_to_closed_with_a_rejection(ledger: Cli, tmp_path: P
 
     assert (case["state"], case["due_at"], case["light"]) == ("closed", None, None)
     assert [(h["trigger"], h["dest"]) for h in case["history"]] == [
-        ("open", "identify"), ("confirm", "plan"), ("approve_plan", "rectify"),
-        ("submit", "verify"), ("reject", "rectify"), ("submit", "verify"), ("accept", "closed"),
+        ("open", "identify"), ("confirm", "plan"), ("measure_added", "plan"),
+        ("approve_plan", "rectify"), ("measure_done", "rectify"), ("submit", "verify"),
+        ("reject", "rectify"), ("submit", "verify"), ("accept", "closed"),
     ]  # fmt: skip
-    assert case["history"][4]["comment"] == "佐证材料不充分"
+    assert case["history"][6]["comment"] == "佐证材料不充分"
     assert case["measures"][0]["done"] is True
     assert case["measures"][0]["evidence_sha256"] == digest
     assert case["measures"][0]["evidence_path"] == str(evidence.resolve())
     assert all(h["at"].endswith("+08:00") for h in case["history"])
-    assert "history intact: 7 entries verified" in ledger.run("audit", "verify").stdout
+    assert "history intact: 9 entries of 1 cases verified" in ledger.run("audit", "verify").stdout
 
 
 def test_case__pause_resume_note_show_and_list_filters(ledger: Cli) -> None:
@@ -81,7 +82,9 @@ def test_case__pause_resume_note_show_and_list_filters(ledger: Cli) -> None:
         # Resumed five working days later: the deadline moves by five working days.
         (0, "--now", "2026-03-09T10:00", "case", "resume", "1", "--actor", SUPERVISOR),
         (6, "case", "note", "1", "--actor", OTHER_OWNER, "--text", "越权"),
-        (0, "case", "note", "1", "--actor", SUPERVISOR, "--text", "本月已召开协调会"),
+        # time only moves forward: the note is dated after the resume
+        (0, "--now", "2026-03-09T10:00", "case", "note", "1", "--actor", SUPERVISOR, "--text",
+         "本月已召开协调会"),
         (0, "case", "show", "1", "--json"),
         (0, "case", "show", "1"),
         (0, "case", "list", "--json"),
@@ -102,7 +105,7 @@ def test_case__pause_resume_note_show_and_list_filters(ledger: Cli) -> None:
     assert "due 2026-03-16T23:59:59+08:00" in resumed.stdout
     assert "outside" in wrong_unit_note.error
     case = shown.json()
-    assert [h["trigger"] for h in case["history"]] == ["open", "pause", "resume"]
+    assert [h["trigger"] for h in case["history"]] == ["open", "pause", "resume", "note"]
     assert case["history"][1]["comment"] == "等待统一部署"
     assert [n["text"] for n in case["notes"]] == ["本月已召开协调会"]
     assert case["paused"] is False

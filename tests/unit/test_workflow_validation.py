@@ -230,7 +230,7 @@ def test_workflow__unknown_transition_key(engine: Engine) -> None:
     error = refusal(engine, edit("    guards: [has_measures]\n", "    guard: [has_measures]\n"))
     assert str(error) == (
         "bad.yaml:33: transitions[2].guard: unknown key 'guard' "
-        "(allowed: dest, guards, requires, roles, source, trigger)"
+        "(allowed: dest, distinct_from, guards, requires, roles, source, trigger)"
     )
 
 
