@@ -141,6 +141,8 @@ class Cases(Calendar):
             transition = machines.admit(spec, case, trigger, tx.actor(actor), actor)
             if "comment" in transition.requires and comment is None:
                 raise TransitionRejected(case_id, trigger, case.state, "a comment is required")
+            if transition.distinct_from:
+                self._distinct(case, transition, actor)
             dest = machines.fire(spec, trigger, GuardContext(case, tx.measures, comment))
             change, entry = self._enter(spec, tx, dest, now, trigger, actor, comment)
             updated = tx.update(change, entry)
@@ -186,6 +188,8 @@ class Cases(Calendar):
         for t in candidates:
             try:
                 machines.admit(spec, case, t.trigger, who, actor)
+                if t.distinct_from:
+                    self._distinct(case, t, actor)
                 machines.fire(spec, t.trigger, ctx)
             except (TransitionRejected, PermissionDenied):
                 continue
@@ -274,6 +278,20 @@ class Cases(Calendar):
             data = {"note": note.id, "text": note.text}
             tx.update({}, self._entry(tx, "note", actor, now, None, data=data))
             return note
+
+    def _distinct(self, case: Case, transition: TransitionSpec, actor: str) -> None:
+        """Separation of duties: refuse ``actor`` if it fired one of the transition's
+        ``distinct_from`` triggers in the case's current visit of its state (from the entry
+        that moved the case into it on)."""
+        for entry in reversed(self.store.list_history(case.id)):
+            if entry.trigger in transition.distinct_from and entry.actor == actor:
+                raise TransitionRejected(
+                    case.id, transition.trigger, case.state,
+                    f"{actor} fired {entry.trigger} in this visit: {transition.trigger} needs "
+                    "someone else (separation of duties)",
+                )  # fmt: skip
+            if entry.source != entry.dest:  # the entry that began the visit
+                break
 
     def _entry(
         self, tx: CaseTx, trigger: str, actor: str, now: dt.datetime, comment: str | None,

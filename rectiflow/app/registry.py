@@ -7,17 +7,23 @@ from collections.abc import Sequence
 from rectiflow.app.base import EngineBase
 from rectiflow.engine import text as limits
 from rectiflow.engine.diagram import mermaid
-from rectiflow.engine.errors import NotFound, ValidationError
+from rectiflow.engine.errors import NotFound, PermissionDenied, ValidationError
 from rectiflow.engine.spec import WorkflowSpec, parse_workflow
 from rectiflow.engine.types import Actor, Contacts, Unit, WorkflowRecord
+
+#: The role that administers a ledger: units, actors, workflows, the calendar.
+ADMIN = "admin"
 
 
 class Registry(EngineBase):
     """Who acts where (units, actors) and by which rules (workflows, versioned)."""
 
-    def add_unit(self, code: str, name: str, parent: str | None = None) -> Unit:
+    def add_unit(
+        self, code: str, name: str, parent: str | None = None, *, actor: str | None = None
+    ) -> Unit:
         """A unit; its code is unique regardless of case (HRB and hrb are one unit)."""
         _check_code(code, "unit code")
+        self.require_admin(actor, f"add unit {code}")
         if not name.strip():
             raise ValidationError(f"unit {code} needs a name")
         limits.check("unit name", name)
@@ -39,26 +45,59 @@ class Registry(EngineBase):
     def list_units(self) -> list[Unit]:
         return self.store.list_units()
 
-    def add_actor(self, name: str, roles: Sequence[str], units: Sequence[str] = ()) -> Actor:
+    def add_actor(
+        self, name: str, roles: Sequence[str], units: Sequence[str] = (), *,
+        actor: str | None = None, os_user: str | None = None,
+    ) -> Actor:  # fmt: skip
+        """An actor with its roles (those of the registered workflows, or ``admin``) and
+        units; ``os_user`` binds it to an operating-system login (checked by the CLI)."""
         if not name.strip():
             raise ValidationError("an actor needs a name")
+        self.require_admin(actor, f"add actor {name}")
         limits.check("actor name", name)
         if not roles:
             raise ValidationError(f"actor {name} needs at least one role")
         known = {role for record in self.list_workflows() for role in self._spec_of(record).roles}
         for role in roles:
-            if known and role not in known:
+            if known and role not in known and role != ADMIN:
                 listed = ", ".join(sorted(known))
                 raise ValidationError(
                     f"unknown role {role!r} (roles of the registered workflows: {listed})"
                 )
-        return self.store.add_actor(name, list(dict.fromkeys(roles)), list(units))
+        added = self.store.add_actor(name, list(dict.fromkeys(roles)), list(units))
+        if os_user is not None and os_user.strip():  # checked above: may be the first admin
+            self.store.set_os_user(name, os_user.strip())
+            return self.get_actor(name)
+        return added
+
+    def set_os_user(self, name: str, os_user: str | None, *, actor: str | None = None) -> Actor:
+        """Bind an actor to an operating-system login (None or '': no binding)."""
+        self.require_admin(actor, f"edit actor {name}")
+        self.get_actor(name)
+        self.store.set_os_user(name, (os_user or "").strip() or None)
+        return self.get_actor(name)
+
+    def require_admin(self, actor: str | None, what: str) -> None:
+        """Once the ledger has an admin (an actor with the role ``admin``), changing units,
+        actors, workflows and the calendar needs ``actor`` to name one (PermissionDenied
+        otherwise); a ledger without an admin lets anyone. The library trusts ``actor``:
+        the host application authenticates its users."""
+        if not any(ADMIN in a.roles for a in self.store.list_actors()):
+            return
+        if actor is None:
+            raise PermissionDenied(
+                "an unnamed actor", f"{what}: this ledger has an admin, name one (--actor)"
+            )
+        who = self.store.get_actor(actor)
+        if who is None or ADMIN not in who.roles:
+            raise PermissionDenied(actor, f"{what}: only an admin may")
 
     def set_contacts(
         self, name: str, *, email: str | None = None, mobile: str | None = None,
-        dingtalk_id: str | None = None, wecom_id: str | None = None,
+        dingtalk_id: str | None = None, wecom_id: str | None = None, actor: str | None = None,
     ) -> Contacts:  # fmt: skip
         """How an actor is reached; None keeps a contact, an empty text clears it."""
+        self.require_admin(actor, f"edit actor {name}")
         self.get_actor(name)
         old = self.contacts([name]).get(name) or Contacts(name)
         given = {"email": email, "mobile": mobile, "dingtalk_id": dingtalk_id, "wecom_id": wecom_id}
@@ -82,9 +121,16 @@ class Registry(EngineBase):
     def list_actors(self) -> list[Actor]:
         return self.store.list_actors()
 
-    def register_workflow(self, text: str, filename: str = "<workflow>") -> WorkflowSpec:
+    def register_workflow(
+        self, text: str, filename: str = "<workflow>", *, actor: str | None = None
+    ) -> WorkflowSpec:
         """Validate and register a definition (a registered name+version is immutable)."""
         spec = parse_workflow(text, filename)
+        if self.store.get_workflow(spec.name, spec.version) is None:  # the same again: a no-op
+            self.require_admin(actor, f"add workflow {spec.name}@{spec.version}")
+        return self._register_spec(spec)
+
+    def _register_spec(self, spec: WorkflowSpec) -> WorkflowSpec:
         self.store.register_workflow(self._record(spec))
         self._specs[spec.name, spec.version] = spec
         return spec
