@@ -130,7 +130,7 @@ class _Located:
             return [self.build(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
         try:
             return _scalar(node)
-        except (yaml.YAMLError, ValueError, TypeError, KeyError, OverflowError) as exc:  # !!tag
+        except (yaml.YAMLError, LookupError, ValueError, TypeError, ArithmeticError) as exc:
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             raise self.error(path, f"bad value {node.value!r}: {problem}") from None
 
