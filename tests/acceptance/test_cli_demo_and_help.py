@@ -18,6 +18,7 @@ COMMANDS = {
     "outbox list", "outbox show", "outbox retry", "notify test", "notify check",
     "case open", "case show", "case list", "case fire", "case triggers", "case pause",
     "case resume", "case note", "case edit", "measure add", "measure done",
+    "measure verify-evidence",
     "ledger import", "ledger export",
     "report progress", "report snapshot", "report snapshots", "report ranking", "report lights",
     "workflow list", "workflow show", "workflow validate", "workflow add", "workflow diagram",
