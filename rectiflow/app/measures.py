@@ -94,7 +94,6 @@ class Measures(Cases):
         )
         return measure
 
-
     def verify_evidence(self, measure_id: int) -> Measure:
         """Hash a done measure's evidence file again: the measure if it still has the stored
         sha256; EvidenceChanged (an IntegrityError) if it does not, NotFound if the file is
