@@ -17,7 +17,7 @@ COMMANDS = {
     "unit add", "unit list", "actor add", "actor list", "actor edit",
     "outbox list", "outbox show", "outbox retry", "notify test", "notify check",
     "case open", "case show", "case list", "case fire", "case triggers", "case pause",
-    "case resume", "case note", "case edit", "measure add", "measure done", "measure verify-evidence",
+    "case resume", "case note", "case edit", "measure add", "measure done",
     "measure verify-evidence",
     "ledger import", "ledger export",
     "report progress", "report snapshot", "report snapshots", "report ranking", "report lights",
