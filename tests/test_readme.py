@@ -22,7 +22,10 @@ def test_readme__library_example_runs_as_written(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == "identify 2026-10-10 23:59:59+08:00"
     assert lines[1] == "cannot submit case 1 in state rectify: measure 1 is not done"
-    assert lines[2] == "closed ['open', 'confirm', 'approve_plan', 'submit', 'accept']"
+    assert lines[2] == (
+        "closed ['open', 'confirm', 'measure_added', 'approve_plan', 'measure_done', 'submit', "
+        "'accept']"
+    )
     assert (tmp_path / "ledger.db").exists()
 
 

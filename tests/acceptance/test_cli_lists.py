@@ -92,7 +92,8 @@ def test_lists__json_everywhere(ledger: Cli) -> None:
     )
     by_name = {actor["name"]: actor for actor in actors.json()}
     assert by_name[SUPERVISOR] == {
-        "name": SUPERVISOR, "roles": ["supervisor", "reporter"], "units": []
+        "name": SUPERVISOR, "roles": ["supervisor", "reporter"], "units": [],
+        "email": None, "mobile": None, "dingtalk_id": None, "wecom_id": None,
     }  # fmt: skip
     assert by_name["李强"]["units"] == ["HRB"]
     (workflow,) = workflows.json()
@@ -103,7 +104,10 @@ def test_lists__json_everywhere(ledger: Cli) -> None:
     assert not year["provisional"]
     national_day = next(day for day in year["days"] if day["date"] == "2026-10-01")
     assert (national_day["weekday"], national_day["day"]) == ("Thu", "holiday")
-    assert audit.json() == {"intact": True, "case": None, "entries": 0}
+    assert audit.json() == {
+        "intact": True, "case": None, "entries": 0, "cases": 0, "against": None,
+        "not_checked": 0, "partly_verified": [], "without_key": 0,
+    }  # fmt: skip
     assert empty.stdout == "no cases\n"
 
 
