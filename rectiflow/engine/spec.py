@@ -203,6 +203,10 @@ def compose_yaml(text: str, filename: str) -> yaml.Node | None:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if "nesting depth" in problem:  # PyYAML 6.0.4 and later stop deep nesting themselves
+            raise ValidationError(
+                f"nested more than {MAX_YAML_DEPTH} levels deep", where=f"{filename}:{line}"
+            ) from None
         raise ValidationError(
             f"YAML does not parse: {problem}", where=f"{filename}:{line}"
         ) from None
