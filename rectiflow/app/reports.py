@@ -43,7 +43,7 @@ class Reports(Calendar):
         self, now: dt.datetime | None = None, *, unit: str | None = None
     ) -> Iterator[tuple[CaseStanding, CaseFacts]]:
         now = self._now(now)
-        paths = [self.store_unit(unit).path] if unit is not None else None
+        paths = [self.get_unit(unit).path] if unit is not None else None
         specs: dict[tuple[str, int], tuple[WorkflowSpec, dict[str, int]]] = {}
         lights: dict[tuple[Any, ...], str | None] = {}  # cases share deadlines: light once each
         for standing in self.store.case_standings(now, paths):
@@ -54,16 +54,10 @@ class Reports(Calendar):
             spec, order = specs[key]
             yield standing, _facts(self, spec, order, standing, now, lights)
 
-    def store_unit(self, code: str) -> Unit:
-        unit = self.store.get_unit(code)
-        if unit is None:
-            raise NotFound("unit", code)
-        return unit
-
     def _scope(self, unit: str | None) -> tuple[str, str, str]:
         """(root path, scope name for prose, unit code or "") of a report."""
         if unit is not None:
-            found = self.store_unit(unit)
+            found = self.get_unit(unit)
             return found.path, found.name, found.code
         roots = [u for u in self.store.list_units() if u.parent is None]
         if len(roots) == 1:

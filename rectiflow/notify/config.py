@@ -91,16 +91,20 @@ class ChannelConfig:
     secrets: frozenset[str] = field(default=frozenset(), compare=False)  # what mask() hides
 
     def accepts(self, event: Event) -> bool:
-        """Whether this channel carries ``event``. With ``levels``, it carries the
-        escalations at those levels, and events without a level (dispatch, lookback) only
-        when ``events`` names them."""
-        if self.events is not None and event.event not in self.events:
+        """Whether this channel carries ``event`` (see ``takes``)."""
+        return self.takes(event.event, event.level)
+
+    def takes(self, kind: str, level: str | None) -> bool:
+        """Whether this channel carries an event of ``kind`` at ``level``. With ``levels``,
+        it carries the escalations at those levels, and events without a level (dispatch,
+        lookback) only when ``events`` names them."""
+        if self.events is not None and kind not in self.events:
             return False
         if self.levels is None:
             return True
-        if event.level is None:
+        if level is None:
             return self.events is not None
-        return event.level in self.levels
+        return level in self.levels
 
     def __repr__(self) -> str:  # never the secrets: a config may end up in a log line
         shown = {

@@ -25,7 +25,7 @@ from rectiflow.notify.message import Channel, Event, Message, Recipient, SendRes
 
 if TYPE_CHECKING:
     from rectiflow.app import Engine
-    from rectiflow.notify.config import ChannelConfig, NotifyConfig
+    from rectiflow.notify.config import NotifyConfig
     from rectiflow.store.delivery import AttemptRecord
 
 LEVEL_ZH = {
@@ -110,7 +110,9 @@ class Dispatcher:
                 sorted({name for names in people_of.values() for name in names})
             )
             for note, case in pending:
-                routes = [route for route in self.config.channels if _routes(route, note)]
+                routes = [
+                    route for route in self.config.channels if route.takes(note.kind, note.level)
+                ]
                 if not routes:
                     unrouted.append(note.id)
                     continue
@@ -168,7 +170,8 @@ class Dispatcher:
                 ]  # fmt: skip
                 continue
             person = _recipient(first, contacts.get(first.recipient))
-            events = tuple(self._event(*_pair(notes[d.notification_id]), now, units) for d in group)
+            found: list[tuple[Notification, Case]] = [notes[d.notification_id] for d in group]
+            events = tuple(self._event(note, case, now, units) for note, case in found)
             subject, body = render(
                 events, person, digest=first.digest, overrides=self.config.templates
             )
@@ -291,18 +294,6 @@ def recipients(actors: Iterable[Actor], role: str, unit_path: str) -> list[str]:
     return [a.name for a in holders if not a.unit_paths]
 
 
-def _routes(route: ChannelConfig, note: Notification) -> bool:
-    """ChannelConfig.accepts on a notification: with ``levels``, the escalations at those
-    levels, and events without a level only when ``events`` names them."""
-    if route.events is not None and note.kind not in route.events:
-        return False
-    if route.levels is None:
-        return True
-    if note.level is None:
-        return route.events is not None
-    return note.level in route.levels
-
-
 def _next_digest(at: dt.time, now: dt.datetime, tz: dt.tzinfo) -> dt.datetime:
     local = now.astimezone(tz)
     moment = dt.datetime.combine(local.date(), at, tz)
@@ -326,10 +317,6 @@ def _groups(batch: Sequence[Delivery]) -> list[list[Delivery]]:
         else:
             groups.append([d])
     return groups
-
-
-def _pair(found: tuple[Notification, Case]) -> tuple[Notification, Case]:
-    return found
 
 
 def _recipient(d: Delivery, contacts: Contacts | None) -> Recipient:

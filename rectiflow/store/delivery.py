@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from rectiflow.engine.types import Case, Contacts, Delivery, DeliveryAttempt, Notification
-from rectiflow.store.reads import SELECT_CASE, case_of
+from rectiflow.store.reads import _IDS_PER_QUERY, SELECT_CASE, case_of
 from rectiflow.store.tables import (
     actor_contact_t,
     case_t,
@@ -22,7 +22,6 @@ from rectiflow.store.tables import (
 )
 from rectiflow.store.transactions import SqlTransactions
 
-_IDS = 900
 OPEN = ("pending", "retrying")
 
 
@@ -76,8 +75,8 @@ class DeliveryRecords(SqlTransactions):
             notes = [Notification(**r._mapping) for r in conn.execute(stmt)]
             ids = sorted({x.case_id for x in notes})
             cases: dict[int, Case] = {}
-            for i in range(0, len(ids), _IDS):
-                rows = conn.execute(SELECT_CASE.where(case_t.c.id.in_(ids[i : i + _IDS])))
+            for i in range(0, len(ids), _IDS_PER_QUERY):
+                rows = conn.execute(SELECT_CASE.where(case_t.c.id.in_(ids[i : i + _IDS_PER_QUERY])))
                 cases.update((row.id, case_of(row)) for row in rows)
         return [(x, cases[x.case_id]) for x in notes]
 
@@ -99,11 +98,11 @@ class DeliveryRecords(SqlTransactions):
             if values:
                 stmt = self._insert(delivery_t).on_conflict_do_nothing().returning(delivery_t.c.id)
                 written = len(conn.execute(stmt, values).all())
-            for i in range(0, len(notification_ids), _IDS):
-                chunk = list(notification_ids[i : i + _IDS])
+            for i in range(0, len(notification_ids), _IDS_PER_QUERY):
+                chunk = list(notification_ids[i : i + _IDS_PER_QUERY])
                 conn.execute(notification_t.update().where(n.id.in_(chunk)).values(expanded_at=at))
-            for i in range(0, len(unrouted), _IDS):
-                chunk = list(unrouted[i : i + _IDS])
+            for i in range(0, len(unrouted), _IDS_PER_QUERY):
+                chunk = list(unrouted[i : i + _IDS_PER_QUERY])
                 conn.execute(
                     notification_t.update()
                     .where(n.id.in_(chunk), n.delivered_at.is_(None))
@@ -144,8 +143,8 @@ class DeliveryRecords(SqlTransactions):
         them: another dispatcher must not take them while they are being sent)."""
         d = delivery_t.c
         with self._write() as conn:
-            for i in range(0, len(ids), _IDS):
-                chunk = list(ids[i : i + _IDS])
+            for i in range(0, len(ids), _IDS_PER_QUERY):
+                chunk = list(ids[i : i + _IDS_PER_QUERY])
                 conn.execute(
                     delivery_t.update()
                     .where(d.id.in_(chunk), d.claimed_until.is_not(None), d.status.in_(OPEN))
@@ -192,8 +191,8 @@ class DeliveryRecords(SqlTransactions):
         found: dict[int, tuple[Notification, Case]] = {}
         ids = sorted(set(ids))
         with self._read() as conn:
-            for i in range(0, len(ids), _IDS):
-                chunk = ids[i : i + _IDS]
+            for i in range(0, len(ids), _IDS_PER_QUERY):
+                chunk = ids[i : i + _IDS_PER_QUERY]
                 notes = [
                     Notification(**r._mapping)
                     for r in conn.execute(

@@ -10,11 +10,10 @@ import sqlalchemy as sa
 from rectiflow.engine.errors import ValidationError
 from rectiflow.engine.storage import ImportedCase, ref_key
 from rectiflow.engine.types import Case
-from rectiflow.store.reads import SELECT_CASE, case_of
+from rectiflow.store.reads import _IDS_PER_QUERY, SELECT_CASE, case_of
 from rectiflow.store.tables import case_co_unit_t, case_t, escalation_t, history_t, measure_t
 from rectiflow.store.transactions import SqlTransactions
 
-_IDS_PER_QUERY = 900  # under SQLite's limit of bound parameters
 _CASES_PER_CHUNK = 1000  # imported cases written per executemany
 
 _CASE_KEYS = [c.key for c in case_t.c]
