@@ -11,7 +11,7 @@ from pathlib import Path
 from loguru import logger
 
 from rectiflow.app.registry import Registry
-from rectiflow.engine import deadlines, history
+from rectiflow.engine import deadlines, escalation, history
 from rectiflow.engine.calendar import (
     MIN_WEEKDAY_HOLIDAYS,
     WorkCalendar,
@@ -127,8 +127,8 @@ class Calendar(Registry):
                 )  # fmt: skip
                 tx.update({
                     "due_at": due_at, "due_provisional": provisional,
-                    "next_escalation_at": deadlines.next_escalation(
-                        self.rules, spec, due_at, current.next_level
+                    "next_escalation_at": escalation.next_wake(
+                        self.rules, spec, current, due_at, current.next_level
                     ),
                 }, entry)  # fmt: skip
             recomputed += 1

@@ -12,7 +12,7 @@ from loguru import logger
 
 from rectiflow.app.base import TransitionHook
 from rectiflow.app.calendar import Calendar
-from rectiflow.engine import audit, deadlines, history, machines
+from rectiflow.engine import audit, deadlines, escalation, history, machines
 from rectiflow.engine import text as limits
 from rectiflow.engine.audit import EDITABLE
 from rectiflow.engine.errors import (
@@ -159,16 +159,35 @@ class Cases(Calendar):
         actor: str, comment: str | None,
     ) -> tuple[CaseChange, HistoryEntry]:  # fmt: skip
         """The change and the history entry of a new visit to ``dest``: a fresh deadline
-        and ladder, and no pause."""
+        and ladder, and no pause. Entering the look-back's state (closed) schedules a
+        look-back; a relapse from it counts; a final state ends an exemption."""
         case = tx.case
         due_at, provisional = self._stage_deadline(spec, case, dest, now)
-        entry = self._entry(tx, trigger, actor, now, comment, dest=dest)
-        return CaseChange(
+        data: dict[str, Any] | None = None
+        change = CaseChange(
             state=dest, stage_entered_at=now, due_at=due_at, due_provisional=provisional,
             visit=case.visit + 1, next_level=0,
-            next_escalation_at=deadlines.next_escalation(self.rules, spec, due_at, 0),
+            next_escalation_at=escalation.next_wake(self.rules, spec, case, due_at, 0),
             paused_at=None, pause_credit=0,
-        ), entry  # fmt: skip
+        )  # fmt: skip
+        look = spec.lookback
+        if spec.states[dest].final and case.exempt_until is not None:
+            change.update(CaseChange(exempted_at=None, exempt_until=None, exempt_reason=None))
+            change["next_escalation_at"] = None
+            data = {"exemption_ended": True}
+        if look is not None and dest == look.state:
+            lookback_due = self.rules.add(now, look.after)[0]
+            change.update(CaseChange(
+                lookback_due_at=lookback_due, lookback_result=None, lookback_at=None,
+                lookback_actor=None, next_escalation_at=lookback_due,
+            ))  # fmt: skip
+        if look is not None and trigger == look.relapse and case.state == look.state:
+            change.update(CaseChange(
+                relapses=case.relapses + 1, lookback_result="relapsed", lookback_at=now,
+                lookback_actor=actor,
+            ))  # fmt: skip
+        entry = self._entry(tx, trigger, actor, now, comment, dest=dest, data=data)
+        return change, entry
 
     def triggers(self, case_id: int, actor: str | None = None) -> list[TransitionSpec]:
         """The transitions that can fire now (for ``actor``: its roles, units and the guards,
@@ -222,6 +241,11 @@ class Cases(Calendar):
             )  # fmt: skip
             if case.paused_at is not None:
                 raise TransitionRejected(case_id, "pause", case.state, "the case is already paused")
+            if case.exempt_until is not None:
+                raise TransitionRejected(
+                    case_id, "pause", case.state,
+                    "the case is exempted: end the exemption first (case unexempt)",
+                )  # fmt: skip
             entry = self._entry(tx, "pause", actor, now, comment.strip())
             updated = tx.update({"paused_at": now}, entry)
         logger.bind(case_id=case_id, action="pause").info("case {case_id} paused", case_id=case_id)

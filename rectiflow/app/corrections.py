@@ -11,7 +11,7 @@ from typing import Any
 from loguru import logger
 
 from rectiflow.app.cases import Cases
-from rectiflow.engine import deadlines, history
+from rectiflow.engine import escalation, history
 from rectiflow.engine import text as limits
 from rectiflow.engine.errors import ValidationError
 from rectiflow.engine.permissions import authorize
@@ -137,7 +137,7 @@ class Corrections(Cases):
         return {
             "stage_entered_at": now, "due_at": due_at, "due_provisional": provisional,
             "visit": case.visit + 1, "next_level": 0, "pause_credit": 0,
-            "next_escalation_at": deadlines.next_escalation(self.rules, spec, due_at, 0),
+            "next_escalation_at": escalation.next_wake(self.rules, spec, edited, due_at, 0),
         }  # fmt: skip
 
 

@@ -12,7 +12,7 @@ from loguru import logger
 from rectiflow.app.calendar import Calendar
 from rectiflow.engine import escalation
 from rectiflow.engine.escalation import EscalationPlan
-from rectiflow.engine.types import Case, Health, SweepSummary
+from rectiflow.engine.types import Case, Health, Notification, SweepSummary
 
 
 class Deadlines(Calendar):
@@ -37,18 +37,20 @@ class Deadlines(Calendar):
         for record in self.store.list_workflows():
             self._spec_of(record)
         rules = self.rules
+        directory = self._directory()
         by_level: dict[str, int] = {}
         cases = fired = 0
 
-        def plan(case: Case) -> EscalationPlan:
+        def plan(case: Case, co_units: Sequence[str]) -> EscalationPlan:
             spec = self.workflow(case.workflow, case.workflow_version)
-            return escalation.plan(rules, spec, case, now)
+            return escalation.plan(rules, spec, case, now, directory, co_units, self.audit_key)
 
         if dry_run:
             after = 0
             while batch := self.store.due_cases(now, after, batch_size):
+                co_units = self.store.co_units_of([c.id for c in batch])
                 for case in batch:
-                    for esc in plan(case).escalations:
+                    for esc in plan(case, co_units.get(case.id, [])).escalations:
                         by_level[esc.level] = by_level.get(esc.level, 0) + 1
                         fired += 1
                 cases += len(batch)
@@ -68,6 +70,20 @@ class Deadlines(Calendar):
             if claimed < batch_size or should_stop():
                 break
         return SweepSummary(cases, fired, by_level, self.store.next_escalation_at())
+
+    def _directory(self) -> escalation.Directory:
+        """The units and actors the sweep finds recipients among: read once per sweep."""
+        return escalation.Directory(
+            {u.code: u for u in self.store.list_units()}, self.store.list_actors()
+        )
+
+    def list_notifications(
+        self, *, case_id: int | None = None, actor: str | None = None, level: str | None = None,
+        kind: str | None = None, limit: int | None = None,
+    ) -> list[Notification]:  # fmt: skip
+        """The outbox: one row per person told of a level, a look-back or the monthly
+        dispatch (``actor`` None: nobody held the role), by id."""
+        return self.store.list_notifications(case_id, kind, actor=actor, level=level, limit=limit)
 
     def next_due_at(self) -> dt.datetime | None:
         """When the next ladder level of any case comes due."""
@@ -96,16 +112,22 @@ class Deadlines(Calendar):
         batch_size: int = 1000,
     ) -> int:
         """Monthly dispatch: open cases without a progress note this month get a notification
-        per role. Keyed by month, so running it twice (or on two daemons) writes it once."""
+        per person in each role (found as a ladder level's are). Keyed by month, so running
+        it twice (or on two daemons) writes it once."""
         now = self._now(now)
         month_start, period = escalation.dispatch_month(now, self.tz)
+        directory = self._directory()
         written = after = 0
         while batch := self.store.cases_without_note_since(month_start, after, batch_size):
-            rows = [
-                (case.id, "dispatch", None, role, escalation.dispatch_key(case.id, period, role))
-                for case in batch for role in roles
-                if not self.workflow(case.workflow, case.workflow_version).states[case.state].final
-            ]  # fmt: skip
+            rows = []
+            for case in batch:
+                spec = self.workflow(case.workflow, case.workflow_version)
+                if spec.states[case.state].final:
+                    continue
+                for role in roles:
+                    for person in escalation.people_for(spec, case, role, directory):
+                        key = escalation.dispatch_key(case.id, period, role, person)
+                        rows.append((case.id, "dispatch", None, role, key, person))
             written += self.store.add_notifications(rows, now)
             after = batch[-1].id
         logger.bind(action="dispatch").info(

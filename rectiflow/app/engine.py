@@ -9,6 +9,9 @@ concerns it uses (Cases on Calendar on Registry), so every call between them is 
     Measures   measures and their evidence                 app/measures.py
     Deadlines  the sweep, monthly dispatch, health         app/deadlines.py
     Corrections  edit: a case corrected, old → new           app/corrections.py
+    Lookback   回头看: held or relapsed after closing        app/lookback.py
+    Extensions 申请延期: requests, approval, rejection        app/extensions.py
+    Exemptions 容错免责: exempt, unexempt (the sweep ends)    app/exemptions.py
     Ledger     ledger files in (import) and out (export)   app/ledger.py
     Reports    progress, snapshots, ranking, light history app/reports.py
     Views      case_view, light, lists                     app/views.py
@@ -30,7 +33,10 @@ from rectiflow.app.base import utcnow
 from rectiflow.app.calendar import CALENDAR_RECHECK_SECONDS, Calendar
 from rectiflow.app.cases import Cases
 from rectiflow.app.deadlines import Deadlines
+from rectiflow.app.exemptions import Exemptions
+from rectiflow.app.extensions import Extensions
 from rectiflow.app.ledger import Ledger
+from rectiflow.app.lookback import Lookback
 from rectiflow.app.measures import Measures
 from rectiflow.app.registry import Registry
 from rectiflow.app.reports import Reports
@@ -47,10 +53,13 @@ if TYPE_CHECKING:
 
 DEFAULT_URL = "sqlite:///rectiflow.db"
 DEFAULT_TZ = "Asia/Shanghai"
-SHIPPED_WORKFLOWS = ("rectification.yaml",)
+SHIPPED_WORKFLOWS = ("rectification.yaml", "rectification-v2.yaml")
 
 
-class Engine(Views, Measures, Ledger, Cases, Deadlines, Reports, Calendar, Registry):
+class Engine(
+    Views, Measures, Ledger, Lookback, Extensions, Exemptions, Cases, Deadlines, Reports,
+    Calendar, Registry,
+):  # fmt: skip
     """Runs a problem-list ledger. Instantiate one per database and use it as a context
     manager::
 

@@ -291,7 +291,7 @@ def _facts(
     now: dt.datetime, lights: dict[tuple[Any, ...], str | None],
 ) -> CaseFacts:  # fmt: skip
     # the light depends on these alone for one ``now``; ``lights`` keeps it per call
-    args = (s.state, s.due_at, s.paused, s.long_term)
+    args = (s.state, s.due_at, s.paused or s.exempted, s.long_term)
     key = (spec.name, spec.version, *args)
     if key in lights:
         light = lights[key]
@@ -305,7 +305,10 @@ def _facts(
         s.state == "verify", s.paused, s.long_term, s.due_at, s.stage_entered_at, s.measures,
         s.measures_done, s.measures_late,
         tuple(sorted(s.levels, key=lambda lv: order.get(lv, len(order)))) if s.levels else (),
-        light,
+        light, s.exempted, s.relapses,
+        s.lookback_result is None and s.lookback_due_at is not None and s.lookback_due_at <= now
+        and spec.states[s.state].final,
+        s.lookback_result is not None and spec.states[s.state].final, s.extensions_approved,
     )  # fmt: skip
 
 
@@ -317,7 +320,7 @@ def _summed(parts: Sequence[Tally], ladder: Sequence[str]) -> Tally:
         out.completed += part.completed
         for into, counts in (
             (out.categories, part.categories), (out.lights, part.lights),
-            (out.escalations, part.escalations),
+            (out.escalations, part.escalations), (out.loop, part.loop),
         ):  # fmt: skip
             for key, n in counts.items():
                 into[key] = into.get(key, 0) + n

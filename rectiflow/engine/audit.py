@@ -114,7 +114,9 @@ def _check_fields(case: Case, entries: Sequence[HistoryEntry], co_units: Sequenc
     fields: dict[str, Any] = dict(first.data["fields"])
     seq = first.seq
     for entry in entries[1:]:
-        if entry.trigger != "edit":
+        # An edit changes fields; so does an approved extension (the due date), in the same
+        # form ("changes": {field: [old, new]}).
+        if entry.trigger != "edit" and not (entry.data and "changes" in entry.data):
             continue
         if entry.data is None or "changes" not in entry.data:
             return False  # an edit before entries had data: its values cannot be replayed

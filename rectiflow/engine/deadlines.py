@@ -123,10 +123,10 @@ def next_escalation(
 
 
 def light(rules: TimeRules, spec: WorkflowSpec, case: Case, now: dt.datetime) -> Light | None:
-    """green before the first level is due, yellow until the deadline, red after it."""
-    return light_of(
-        rules, spec, case.state, case.due_at, case.paused_at is not None, case.long_term, now
-    )
+    """green before the first level is due, yellow until the deadline, red after it; none
+    while the clock stands (paused or exempted)."""
+    stopped = case.paused_at is not None or case.exempt_until is not None
+    return light_of(rules, spec, case.state, case.due_at, stopped, case.long_term, now)
 
 
 def light_of(

@@ -58,6 +58,8 @@ __all__ = [
 ]
 
 LIGHTS = ("green", "yellow", "red")
+#: The counts of the loop after the lifecycle that a tally keeps (see CaseFacts).
+LOOP_FIGURES = ("relapses", "lookbacks_due", "lookbacks_done", "extensions_approved")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,11 @@ class CaseFacts:
     measures_late: int  # not-done measures whose own due date is before now
     levels: tuple[str, ...]  # ladder levels recorded in the current stage visit, in order
     light: str | None  # "green"/"yellow"/"red"/None, computed by the caller
+    exempted: bool = False  # 容错免责: no ladder level fires, no light, no penalty
+    relapses: int = 0
+    lookback_due: bool = False  # a look-back due by now and not yet recorded
+    lookback_done: bool = False  # the latest closing's look-back was recorded
+    extensions_approved: int = 0
 
     @property
     def level(self) -> str | None:
@@ -144,6 +151,7 @@ def _micros(delta: dt.timedelta) -> int:
 CATEGORIES: tuple[Category, ...] = (
     Category("dismissed", "不予立项", False, False, lambda f, now: f.dismissed),
     Category("closed", "已销号", True, True, lambda f, now: f.final and not f.dismissed),
+    Category("exempted", "豁免/容错", True, False, lambda f, now: f.exempted),
     Category("awaiting_acceptance", "已完成整改，待验收", True, True, lambda f, now: f.in_verify),
     Category("done_not_submitted", "已完成整改，未申请验收", True, True, _done_not_submitted),
     Category("paused", "暂停", True, False, lambda f, now: f.paused),
@@ -198,6 +206,8 @@ class Tally:
     categories: dict[str, int] = field(default_factory=dict)
     lights: dict[str, int] = field(default_factory=dict)
     escalations: dict[str, int] = field(default_factory=dict)
+    # the loop after the lifecycle: relapses, look-backs due and done, extensions granted
+    loop: dict[str, int] = field(default_factory=dict)
     registry: Sequence[Category] = field(default=CATEGORIES, kw_only=True, repr=False)
     ladder: Sequence[str] = field(default=(), kw_only=True, repr=False)
     _by_key: dict[str, Category] = field(init=False, repr=False, compare=False)
@@ -206,6 +216,7 @@ class Tally:
         self._by_key = {c.key: c for c in self.registry}
         self.categories = {key: self.categories.get(key, 0) for key in self._by_key}
         self.lights = {light: self.lights.get(light, 0) for light in LIGHTS}
+        self.loop = {key: self.loop.get(key, 0) for key in LOOP_FIGURES}
         given = self.escalations
         self.escalations = {level: given.get(level, 0) for level in self.ladder}
         for level, n in given.items():
@@ -228,6 +239,10 @@ class Tally:
             self.lights[facts.light] += 1
         for level in dict.fromkeys(facts.levels):  # a level counts once per case
             self.escalations[level] = self.escalations.get(level, 0) + 1
+        self.loop["relapses"] += facts.relapses
+        self.loop["lookbacks_due"] += facts.lookback_due
+        self.loop["lookbacks_done"] += facts.lookback_done
+        self.loop["extensions_approved"] += facts.extensions_approved
 
     @property
     def completion_rate(self) -> float:
@@ -244,6 +259,7 @@ class Tally:
             "categories": dict(self.categories),
             "lights": dict(self.lights),
             "escalations": dict(self.escalations),
+            "loop": dict(self.loop),
         }
 
 
@@ -314,6 +330,8 @@ weights:
   supervise_rate: -5
   notify_public_rate: -10
   accountability_rate: -20
+  relapses_rate: -20          # 回头看 found the problem back
+  extensions_approved_rate: 0
 tiers:                      # by share: the first 30 % of units, the next 50 %, the rest
   - {name: 第一档, share: 0.3}
   - {name: 第二档, share: 0.5}
@@ -509,17 +527,23 @@ def unit_figures(tally: Tally) -> dict[str, float]:
     """The figures a scheme weighs, from one unit's tally: ``total``, ``completed``,
     ``completion_rate``, ``<category>_rate`` for each counted category (``overdue_rate``,
     ``behind_schedule_rate``, and any category a later rule adds) and ``<level>_rate`` for
-    each escalation level (the cases that reached it). A rate is a count over ``total``,
-    0.0 when there is no case."""
+    each escalation level (the cases that reached it); the loop's counts (``relapses``,
+    ``lookbacks_due``, ``lookbacks_done``, ``extensions_approved``) and their rates. A rate
+    is a count over the counted cases less the exempted ones (容错免责 neither helps nor
+    hurts a unit's standing), 0.0 when there is none."""
+    base = tally.total - tally.count("exempted")
 
     def rate(n: int) -> float:
-        return n / tally.total if tally.total else 0.0
+        return n / base if base > 0 else 0.0
 
     figures: dict[str, float] = {
         "total": tally.total,
         "completed": tally.completed,
-        "completion_rate": tally.completion_rate,
+        "completion_rate": rate(tally.completed),
     }
+    for key, n in tally.loop.items():
+        figures[key] = n
+        figures[f"{key}_rate"] = rate(n)
     for category in tally.registry:
         if category.counted:
             figures[f"{category.key}_rate"] = rate(tally.count(category.key))

@@ -27,15 +27,27 @@ if TYPE_CHECKING:
 
 SEVERITIES = tuple(severity.value for severity in Severity)  # high, medium, low
 #: The non-transition actions a workflow grants to roles.
-ACTIONS = ("open", "add_measure", "complete_measure", "pause", "note")
+ACTIONS = (
+    "open", "add_measure", "complete_measure", "pause", "note", "lookback", "extend",
+    "decide_extension", "exempt",
+)  # fmt: skip
 _ACTION_DEFAULTS = {
     "open": ["reporter", "supervisor"],
     "add_measure": ["owner"],
     "complete_measure": ["owner"],
     "pause": ["supervisor"],
     "note": ["owner", "head", "supervisor"],
+    "lookback": ["verifier", "supervisor"],  # 回头看: record whether the problem came back
+    "extend": ["owner"],  # 申请延期: ask for more time
+    "decide_extension": ["supervisor"],
+    "exempt": ["supervisor"],  # 容错免责: start and end an exemption
 }
 _REQUIREMENTS = ("comment",)
+#: History entries that are not transitions: a workflow's trigger may not take their names.
+_RESERVED_TRIGGERS = (
+    "open", "pause", "resume", "note", "lookback", "exempt", "unexempt", "exemption_ended",
+    "extension_requested", "extension_approved", "extension_rejected",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,18 @@ class LevelSpec:
     level: str
     offset: Duration
     notify: tuple[str, ...]
+    raises: bool = False  # 提级督办: recording it raises the case one unit up the tree
+
+
+@dataclass(frozen=True)
+class LookbackSpec:
+    """回头看: every entry into ``state`` schedules a look-back due ``after`` later; what it
+    finds is recorded, and a relapse fires ``relapse`` (back into the lifecycle)."""
+
+    after: Duration
+    notify: tuple[str, ...]
+    state: str = "closed"
+    relapse: str = "relapse"
 
 
 @dataclass(frozen=True)
@@ -81,6 +105,7 @@ class WorkflowSpec:
     ladder: tuple[LevelSpec, ...]
     permissions: Mapping[str, tuple[str, ...]]
     due_state: str | None  # the state whose deadline a case's own `due` replaces
+    lookback: LookbackSpec | None = None
     source_text: str = field(repr=False, compare=False, default="")
 
     @cached_property
@@ -100,6 +125,21 @@ class WorkflowSpec:
     @property
     def triggers(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(t.trigger for t in self.transitions))
+
+    @cached_property
+    def extendable_states(self) -> frozenset[str]:
+        """Where an owner may ask for more time (申请延期): the due state and the states
+        on the way to it from the initial one (identify, plan, rectify), not those after."""
+        if self.due_state is None:
+            return frozenset()
+        edges: dict[str, set[str]] = {name: set() for name in self.states}
+        for t in self.transitions:
+            if t.source != self.due_state:
+                edges[t.source].add(t.dest)
+        before = _closure(self.initial, edges)
+        return frozenset(s for s in before if not self.states[s].final and s != self.due_state) | {
+            self.due_state
+        }
 
 
 # --- YAML with line numbers --------------------------------------------------------------
@@ -264,13 +304,14 @@ def _write_plain(path: Path | None, saved: str | None) -> None:
 
 _TOP_KEYS = {
     "name", "version", "title", "initial", "roles", "permissions", "states", "transitions",
-    "escalation", "due_state",
+    "escalation", "due_state", "lookback",
 }  # fmt: skip
 _STATE_KEYS = {"en", "zh", "final", "sla"}
 _TRANSITION_KEYS = {
     "trigger", "source", "dest", "roles", "guards", "requires", "distinct_from"
 }  # fmt: skip
-_LEVEL_KEYS = {"level", "offset", "notify"}
+_LEVEL_KEYS = {"level", "offset", "notify", "raise"}
+_LOOKBACK_KEYS = {"after", "notify", "state", "relapse"}
 
 
 def parse_workflow(text: str, filename: str = "<workflow>") -> WorkflowSpec:
@@ -359,10 +400,13 @@ class _Parser:
         due_state = data.get("due_state")
         if due_state is not None and self.name(due_state, "due_state") not in states:
             raise self.fail("due_state", f"unknown state {due_state!r}")
+        lookback = None
+        if data.get("lookback") is not None:
+            lookback = self.lookback(data["lookback"], states, transitions, roles)
         spec = WorkflowSpec(
             name=name, version=version, title=title, initial=initial, roles=roles,
             states=states, transitions=transitions, ladder=ladder, permissions=permissions,
-            due_state=due_state, source_text=self.text,
+            due_state=due_state, lookback=lookback, source_text=self.text,
         )  # fmt: skip
         self.check_graph(spec)
         return spec
@@ -420,7 +464,7 @@ class _Parser:
             path = f"transitions[{i}]"
             body = self.mapping(body, path, _TRANSITION_KEYS)
             trigger = self.name(self.required(body, "trigger", path), f"{path}.trigger")
-            if trigger in ("open", "pause", "resume", "note") or trigger.startswith("to_"):
+            if trigger in _RESERVED_TRIGGERS or trigger.startswith("to_"):
                 raise self.fail(f"{path}.trigger", f"trigger name {trigger!r} is reserved")
             sources = self.names(self.required(body, "source", path), f"{path}.source")
             dest = self.name(self.required(body, "dest", path), f"{path}.dest")
@@ -487,8 +531,39 @@ class _Parser:
                     f"level {level!r} ({offset}) comes before {levels[-1].level!r} "
                     f"({levels[-1].offset}): list the levels in the order they fire",
                 )
-            levels.append(LevelSpec(level, offset, notify))
+            raises = body.get("raise", False)
+            if not isinstance(raises, bool):
+                raise self.fail(f"{path}.raise", f"expected true or false, got {raises!r}")
+            levels.append(LevelSpec(level, offset, notify, raises))
         return tuple(levels)
+
+    def lookback(
+        self, value: Any, states: Mapping[str, StateSpec],
+        transitions: tuple[TransitionSpec, ...], roles: tuple[str, ...],
+    ) -> LookbackSpec:  # fmt: skip
+        body = self.mapping(value, "lookback", _LOOKBACK_KEYS)
+        if "after" not in body:
+            raise self.fail("lookback", "missing required key 'after'")
+        after = self.duration(body["after"], "lookback.after")
+        notify = self.names(self.required(body, "notify", "lookback"), "lookback.notify")
+        for j, role in enumerate(notify):
+            if role not in roles:
+                raise self.fail(f"lookback.notify[{j}]", f"unknown role {role!r}")
+        state = self.name(body.get("state", "closed"), "lookback.state")
+        if state not in states or not states[state].final:
+            raise self.fail(
+                "lookback.state" if "state" in body else "lookback",
+                f"the look-back follows a final state: {state!r} is not one",
+            )
+        relapse = self.name(body.get("relapse", "relapse"), "lookback.relapse")
+        back = [t for t in transitions if t.trigger == relapse and t.source == state]
+        if not back or states[back[0].dest].final:
+            raise self.fail(
+                "lookback.relapse" if "relapse" in body else "lookback",
+                f"a look-back needs a transition {relapse!r} from {state!r} back to an open "
+                "state (what a relapse fires)",
+            )
+        return LookbackSpec(after, notify, state, relapse)
 
     def permissions(self, value: Any, roles: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
         value = self.mapping(value, "permissions", set(ACTIONS))

@@ -30,6 +30,7 @@ from rectiflow.engine.types import (
     CaseStanding,
     DaemonBeat,
     Escalation,
+    Extension,
     HistoryEntry,
     Measure,
     Note,
@@ -134,6 +135,16 @@ class CaseChange(TypedDict, total=False):
     target: str | None
     responsible: str | None
     long_term: bool
+    # the loop after the lifecycle
+    supervising_unit: str | None
+    relapses: int
+    lookback_due_at: dt.datetime | None
+    lookback_result: str | None
+    lookback_at: dt.datetime | None
+    lookback_actor: str | None
+    exempted_at: dt.datetime | None
+    exempt_until: dt.datetime | None
+    exempt_reason: str | None
 
 
 class CaseTx(Protocol):
@@ -175,6 +186,24 @@ class CaseTx(Protocol):
 
     def add_note(self, actor: str, at: dt.datetime, text: str) -> Note:
         """Add a progress note (the version moves with the ``update`` that goes with it)."""
+        ...
+
+    def extensions(self) -> list[Extension]:
+        """The case's extension requests, by id."""
+        ...
+
+    def add_extension(
+        self, requested_at: dt.datetime, requested_by: str, until: dt.datetime, reason: str
+    ) -> Extension:
+        """Add a pending extension request (the version moves with the ``update`` that goes
+        with it)."""
+        ...
+
+    def decide_extension(
+        self, extension_id: int, status: str, decided_by: str, decided_at: dt.datetime,
+        comment: str | None,
+    ) -> Extension:  # fmt: skip
+        """Record the decision on a request of this case (``NotFound`` if it is not one)."""
         ...
 
     def set_co_units(self, units: Sequence[str]) -> None:
@@ -289,18 +318,24 @@ class Store(Protocol):
         """The case's notes, by time then id."""
         ...
 
+    def list_extensions(self, case_id: int) -> list[Extension]:
+        """The case's extension requests, by id."""
+        ...
+
     def find_cases(
         self, *, limit: int | None = None, offset: int = 0,
         unit_paths: Sequence[str] | None = None, state: str | None = None,
         severity: str | None = None, source: str | None = None, category: str | None = None,
         text: str | None = None, opened_since: dt.datetime | None = None,
         opened_before: dt.datetime | None = None, overdue_at: dt.datetime | None = None,
-        include_co: bool = False,
+        include_co: bool = False, supervised_by: str | None = None,
     ) -> list[Case]:  # fmt: skip
         """One page of the cases that pass every filter given, by id. ``unit_paths``: the
         case's unit lies under one of them (with ``include_co``, or one of its co-units
         does); ``text``: a case-insensitive substring of the title or the
-        description; ``overdue_at``: unpaused and past its stage deadline at that time."""
+        description; ``overdue_at``: neither paused nor exempted, and past its stage
+        deadline at that time; ``supervised_by``: the unit it was raised to, or its own
+        unit when it never was."""
         ...
 
     def count_cases(self, **filters: Any) -> int:
@@ -371,15 +406,18 @@ class Store(Protocol):
     # --- deadlines and escalations
 
     def escalate_batch(
-        self, now: dt.datetime, limit: int, plan: Callable[[Case], EscalationPlan]
-    ) -> tuple[int, list[Escalation]]:
+        self, now: dt.datetime, limit: int,
+        plan: Callable[[Case, Sequence[str]], EscalationPlan],
+    ) -> tuple[int, list[Escalation]]:  # fmt: skip
         """Claim up to ``limit`` cases due at ``now`` (``next_escalation_at <= now``, not
         paused), oldest due first, then by id; hold them (``FOR UPDATE SKIP LOCKED`` on
-        PostgreSQL, so two sweeps claim different cases); ask ``plan`` for each and write
-        its escalations and notifications (each unique: one already there is skipped, not
-        an error) and its next level, only where the case is still on the same visit. One
-        transaction: the whole batch or nothing. ``plan`` must not use the store: it runs
-        while the batch holds its locks.
+        PostgreSQL, so two sweeps claim different cases); ask ``plan(case, co_units)`` for
+        each and write its escalations and notifications (each unique: one already there is
+        skipped, not an error) and its next level, only where the case is still on the same
+        visit; with the plan's ``change`` and ``entry``, those columns too and the history
+        entry (the version moves, as in ``CaseTx.update``). One transaction: the whole
+        batch or nothing. ``plan`` must not use the store: it runs while the batch holds
+        its locks.
         Returns (cases claimed, escalations newly recorded)."""
         ...
 
@@ -398,16 +436,17 @@ class Store(Protocol):
         ...
 
     def add_notifications(
-        self, rows: Iterable[tuple[int, str, str | None, str, str]], at: dt.datetime
+        self, rows: Iterable[tuple[int, str, str | None, str, str, str | None]], at: dt.datetime
     ) -> int:
-        """Write outbox rows (case id, kind, level, role, unique key) created ``at``; a key
-        already there is skipped. One transaction. Returns how many were written."""
+        """Write outbox rows (case id, kind, level, role, unique key, person) created ``at``;
+        a key already there is skipped. One transaction. Returns how many were written."""
         ...
 
     def list_notifications(
-        self, case_id: int | None = None, kind: str | None = None
-    ) -> list[Notification]:
-        """Outbox rows (of one case, of one kind), by id."""
+        self, case_id: int | None = None, kind: str | None = None, *,
+        actor: str | None = None, level: str | None = None, limit: int | None = None,
+    ) -> list[Notification]:  # fmt: skip
+        """Outbox rows (of one case, kind, person, level; at most ``limit``), by id."""
         ...
 
     def cases_without_note_since(self, since: dt.datetime, after_id: int, limit: int) -> list[Case]:

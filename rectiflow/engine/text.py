@@ -30,6 +30,7 @@ LIMITS: dict[str, tuple[int, bool]] = {
     "measure": (2_000, True),
     "note": (10_000, True),
     "comment": (2_000, True),
+    "reason": (2_000, True),  # of an extension request or an exemption
 }
 
 # C0 and C1 controls (ESC among them) but tab and line feed, DEL, the line and paragraph

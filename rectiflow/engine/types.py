@@ -73,6 +73,21 @@ class Case:
     target: str | None = None  # 整改目标
     responsible: str | None = None  # 责任人: a name as the ledger writes it
     long_term: bool = False  # 长期坚持: in its due state without a date, no deadline runs
+    # 提级督办: the unit a raising ladder level moved the case up to (None: its own unit)
+    supervising_unit: str | None = None
+    relapses: int = 0  # how often a look-back (or a relapse) sent it back after closing
+    lookback_due_at: dt.datetime | None = None  # 回头看 of the latest closing
+    lookback_result: str | None = None  # held or relapsed; None: not recorded yet
+    lookback_at: dt.datetime | None = None
+    lookback_actor: str | None = None
+    exempted_at: dt.datetime | None = None  # 容错免责: no ladder level fires until exempt_until
+    exempt_until: dt.datetime | None = None
+    exempt_reason: str | None = None
+
+    @property
+    def supervised_by(self) -> str:
+        """The unit that supervises the case: the one it was raised to, or its own."""
+        return self.supervising_unit or self.unit
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +132,7 @@ class Escalation:
     due_at: dt.datetime
     fired_at: dt.datetime
     backfilled: bool = False  # reached before the case was imported; nobody was notified
+    raised_to: str | None = None  # the unit a raising level moved the case up to
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +153,23 @@ class Notification:
     role: str
     created_at: dt.datetime
     key: str  # unique: the same notification is never written twice
+    actor: str | None = None  # the person it is for (None: nobody holds the role)
+
+
+@dataclass(frozen=True, slots=True)
+class Extension:
+    """An owner's request for more time (申请延期) and what the supervisor decided."""
+
+    id: int
+    case_id: int
+    requested_at: dt.datetime
+    requested_by: str
+    until: dt.datetime
+    reason: str
+    status: str  # pending, approved, rejected
+    decided_by: str | None = None
+    decided_at: dt.datetime | None = None
+    comment: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +246,11 @@ class CaseStanding:
     measures_late: int  # not done, and past their own due date
     levels: tuple[str, ...]  # recorded this visit, in no set order
     title: str = ""  # for the lists a report prints (the overdue ones)
+    exempted: bool = False
+    relapses: int = 0
+    lookback_due_at: dt.datetime | None = None
+    lookback_result: str | None = None
+    extensions_approved: int = 0
 
 
 @dataclass(frozen=True, slots=True)

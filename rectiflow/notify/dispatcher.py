@@ -13,13 +13,14 @@ import datetime as dt
 import random
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
 from rectiflow.engine.errors import UsageError
+from rectiflow.engine.escalation import recipients
 from rectiflow.engine.types import Actor, Case, Contacts, Delivery, Notification
 from rectiflow.notify.message import Channel, Event, Message, Recipient, SendResult
 
@@ -94,7 +95,7 @@ class Dispatcher:
     # --- notifications into deliveries ----------------------------------------------------
 
     def expand(self, now: dt.datetime) -> int:
-        """One delivery per (notification, routed channel, person holding its role), save
+        """One delivery per (notification, routed channel, the person it names), save
         on a mail channel to a person without an email address. A notification that no
         channel routes is delivered at once (the config says nobody hears of it); one
         routed to nobody reachable stays undelivered, and says so in the log."""
@@ -103,8 +104,12 @@ class Dispatcher:
         while pending := self.store.unexpanded_notifications(self.batch_size):
             rows: list[dict[str, Any]] = []
             unrouted: list[int] = []
+            # An outbox row names its person; rows written before they did name a role.
             people_of = {
-                note.id: recipients(actors, note.role, case.unit_path) for note, case in pending
+                note.id: [note.actor]
+                if note.actor
+                else recipients(actors, note.role, case.unit_path)
+                for note, case in pending
             }
             contacts: dict[str, Contacts] = self.store.contacts_of(
                 sorted({name for names in people_of.values() for name in names})
@@ -278,20 +283,6 @@ def delivery_key(notification_key: str, channel: str, person: str) -> str:
 def _ascii(person: str) -> str:
     """A person's name as it goes into a key (an HTTP header): percent-encoded UTF-8."""
     return urllib.parse.quote(person, safe="")
-
-
-def recipients(actors: Iterable[Actor], role: str, unit_path: str) -> list[str]:
-    """The people a role's notification goes to, nearest first: the actors holding the role
-    bound to the case's own unit; if none, to its parent; and so on up the tree; if none
-    at all, those bound to no unit."""
-    holders = [a for a in actors if role in a.roles]
-    parts = unit_path.strip("/").split("/")
-    for i in range(len(parts), 0, -1):
-        level = "/" + "/".join(parts[:i]) + "/"
-        found = [a.name for a in holders if level in a.unit_paths]
-        if found:
-            return found
-    return [a.name for a in holders if not a.unit_paths]
 
 
 def _next_digest(at: dt.time, now: dt.datetime, tz: dt.tzinfo) -> dt.datetime:

@@ -8,37 +8,58 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import bindparam
 
+from rectiflow.engine.errors import ConflictError
 from rectiflow.engine.storage import EscalationPlan
 from rectiflow.engine.types import Case, Escalation, Notification
-from rectiflow.store.reads import SELECT_CASE, case_of
-from rectiflow.store.tables import calendar_t, case_t, escalation_t, note_t, notification_t
+from rectiflow.store.case_writes import HISTORY_KEYS, INSERT_HISTORY, UPDATE_CASE, entry_values
+from rectiflow.store.reads import NOTIFICATION_COLUMNS, SELECT_CASE, case_of
+from rectiflow.store.tables import (
+    calendar_t,
+    case_co_unit_t,
+    case_t,
+    escalation_t,
+    note_t,
+    notification_t,
+)
 from rectiflow.store.transactions import SqlTransactions
 
-_CLAIM = (
-    SELECT_CASE.where(
-        case_t.c.next_escalation_at <= bindparam("now"),
-        case_t.c.paused_at.is_(None),
-    )
-    .order_by(case_t.c.next_escalation_at, case_t.c.id)
-    .limit(bindparam("limit", type_=sa.Integer))
-)
-_CLAIM_SKIP_LOCKED = _CLAIM.with_for_update(of=case_t, skip_locked=True)
+_CLAIM_WHERE = (case_t.c.next_escalation_at <= bindparam("now"), case_t.c.paused_at.is_(None))
 _NEXT_LEVEL = case_t.update().where(
     case_t.c.id == bindparam("where_id"), case_t.c.visit == bindparam("where_visit")
 )
-_ESCALATION_KEYS = ["case_id", "visit", "state", "level", "due_at", "fired_at"]
-_NOTIFICATION_KEYS = ["case_id", "kind", "level", "role", "created_at", "key"]
+_ESCALATION_KEYS = ["case_id", "visit", "state", "level", "due_at", "fired_at", "raised_to"]
+_NOTIFICATION_KEYS = ["case_id", "kind", "level", "role", "actor", "created_at", "key"]
 _CALENDAR_DAYS = sa.select(calendar_t.c.day, calendar_t.c.workday).order_by(calendar_t.c.day)
 
 
 class DeadlineRecords(SqlTransactions):
     """Mixed into SqlStore: the sweep's claims and records, and the calendar."""
+
+    @functools.cached_property
+    def _claim(self) -> Any:
+        """Due cases, oldest due first, each with its co-units (unit codes joined by commas,
+        which a code never holds): their people hear of remind and warn. Held with
+        ``SKIP LOCKED`` on PostgreSQL, so that two sweeps claim different cases."""
+        concat = sa.func.group_concat if self.is_sqlite else sa.func.string_agg
+        co_units = (
+            sa.select(concat(case_co_unit_t.c.unit, sa.literal_column("','")))
+            .where(case_co_unit_t.c.case_id == case_t.c.id)
+            .scalar_subquery()
+            .label("co_units")
+        )
+        claim = (
+            SELECT_CASE.add_columns(co_units)
+            .where(*_CLAIM_WHERE)
+            .order_by(case_t.c.next_escalation_at, case_t.c.id)
+            .limit(bindparam("limit", type_=sa.Integer))
+        )
+        return claim if self.is_sqlite else claim.with_for_update(of=case_t, skip_locked=True)
 
     @functools.cached_property
     def _insert_escalation(self) -> Any:  # the dialect's INSERT, so built once per store
@@ -49,38 +70,63 @@ class DeadlineRecords(SqlTransactions):
         return self._insert(notification_t).on_conflict_do_nothing().inline()
 
     def escalate_batch(
-        self, now: dt.datetime, limit: int, plan: Callable[[Case], EscalationPlan]
-    ) -> tuple[int, list[Escalation]]:
+        self, now: dt.datetime, limit: int,
+        plan: Callable[[Case, Sequence[str]], EscalationPlan],
+    ) -> tuple[int, list[Escalation]]:  # fmt: skip
         """Claim up to ``limit`` due cases, record their due levels, commit. Returns
         (cases claimed, escalations newly recorded)."""
         recorded: list[Escalation] = []
         with self._cursor() as cursor:
-            claim = self.statements(_CLAIM if self.is_sqlite else _CLAIM_SKIP_LOCKED)
-            cases = [Case(**row) for row in claim.dicts(cursor, {"now": now, "limit": limit})]
+            claim = self.statements(self._claim)
+            claimed = []
+            for row in claim.dicts(cursor, {"now": now, "limit": limit}):
+                co_units = row.pop("co_units")
+                claimed.append((Case(**row), co_units.split(",") if co_units else []))
             insert_escalation = self.statements(self._insert_escalation, _ESCALATION_KEYS)
             insert_notification = self.statements(self._insert_notification, _NOTIFICATION_KEYS)
             next_level = self.statements(_NEXT_LEVEL, ["next_level", "next_escalation_at"])
-            for case in cases:
-                decided = plan(case)
+            for case, co_units in claimed:
+                decided = plan(case, co_units)
                 for esc in decided.escalations:
                     inserted = insert_escalation.execute(cursor, {
                         "case_id": esc.case_id, "visit": esc.visit, "state": esc.state,
                         "level": esc.level, "due_at": esc.due_at, "fired_at": esc.fired_at,
+                        "raised_to": esc.raised_to,
                     }).rowcount  # fmt: skip
                     if inserted:
                         recorded.append(esc)
                 if decided.notifications:
                     insert_notification.executemany(cursor, [
-                        {"case_id": case.id, "kind": "escalation", "level": level,
-                         "role": role, "created_at": now, "key": key}
-                        for level, role, key in decided.notifications
+                        {"case_id": case.id, "kind": n.kind, "level": n.level, "role": n.role,
+                         "actor": n.actor, "created_at": now, "key": n.key}
+                        for n in decided.notifications
                     ])  # fmt: skip
+                if decided.change or decided.entry is not None:
+                    self._sweep_change(cursor, case, decided)
+                    continue
                 next_level.execute(cursor, {
                     "next_level": decided.next_level,
                     "next_escalation_at": decided.next_escalation_at,
                     "where_id": case.id, "where_visit": case.visit,
                 })  # fmt: skip
-        return len(cases), recorded
+        return len(claimed), recorded
+
+    def _sweep_change(self, cursor: Any, case: Case, decided: EscalationPlan) -> None:
+        """Write what the sweep changes beyond the ladder's place (a raise, an exemption's
+        end with its history entry) on the held case."""
+        values: dict[str, Any] = {
+            **decided.change, "next_level": decided.next_level,
+            "next_escalation_at": decided.next_escalation_at,
+        }  # fmt: skip
+        entry = decided.entry
+        if entry is not None:
+            values.update(version=case.version + 1, history_seq=entry.seq, last_hash=entry.hash)
+        update = self.statements(UPDATE_CASE, tuple(values))
+        where = {"where_id": case.id, "where_version": case.version}
+        if update.execute(cursor, {**values, **where}).rowcount != 1:
+            raise ConflictError(case.id, case.version, None)  # held: cannot happen
+        if entry is not None:
+            self.statements(INSERT_HISTORY, HISTORY_KEYS).execute(cursor, entry_values(entry))
 
     def due_cases(self, now: dt.datetime, after_id: int, limit: int) -> list[Case]:
         stmt = (
@@ -109,6 +155,7 @@ class DeadlineRecords(SqlTransactions):
         c = escalation_t.c
         stmt = sa.select(
             c.case_id, c.visit, c.state, c.level, c.due_at, c.fired_at, c.backfilled,
+            c.raised_to,
         ).order_by(escalation_t.c.id)  # fmt: skip
         if case_id is not None:
             stmt = stmt.where(escalation_t.c.case_id == case_id)
@@ -116,12 +163,13 @@ class DeadlineRecords(SqlTransactions):
             return [Escalation(**r._mapping) for r in conn.execute(stmt)]
 
     def add_notifications(
-        self, rows: Iterable[tuple[int, str, str | None, str, str]], at: dt.datetime
+        self, rows: Iterable[tuple[int, str, str | None, str, str, str | None]], at: dt.datetime
     ) -> int:
         values = [
-            {"case_id": c, "kind": kind, "level": level, "role": role, "key": key, "created_at": at}
-            for c, kind, level, role, key in rows
-        ]
+            {"case_id": c, "kind": kind, "level": level, "role": role, "key": key,
+             "actor": actor, "created_at": at}
+            for c, kind, level, role, key, actor in rows
+        ]  # fmt: skip
         if not values:
             return 0
         # Count the rows RETURNING gives back: psycopg reports rowcount -1 for executemany.
@@ -130,17 +178,17 @@ class DeadlineRecords(SqlTransactions):
             return len(conn.execute(stmt, values).all())
 
     def list_notifications(
-        self, case_id: int | None = None, kind: str | None = None
-    ) -> list[Notification]:
-        stmt = sa.select(
-            notification_t.c.id, notification_t.c.case_id, notification_t.c.kind,
-            notification_t.c.level, notification_t.c.role, notification_t.c.created_at,
-            notification_t.c.key,
-        ).order_by(notification_t.c.id)  # fmt: skip
-        if case_id is not None:
-            stmt = stmt.where(notification_t.c.case_id == case_id)
-        if kind is not None:
-            stmt = stmt.where(notification_t.c.kind == kind)
+        self, case_id: int | None = None, kind: str | None = None, *,
+        actor: str | None = None, level: str | None = None, limit: int | None = None,
+    ) -> list[Notification]:  # fmt: skip
+        n = notification_t.c
+        stmt = sa.select(*NOTIFICATION_COLUMNS).order_by(n.id)
+        for column, value in ((n.case_id, case_id), (n.kind, kind), (n.actor, actor),
+                              (n.level, level)):  # fmt: skip
+            if value is not None:
+                stmt = stmt.where(column == value)
+        if limit is not None:
+            stmt = stmt.limit(limit)
         with self._read() as conn:
             return [Notification(**r._mapping) for r in conn.execute(stmt)]
 

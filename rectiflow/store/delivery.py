@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from rectiflow.engine.types import Case, Contacts, Delivery, DeliveryAttempt, Notification
-from rectiflow.store.reads import _IDS_PER_QUERY, SELECT_CASE, case_of
+from rectiflow.store.reads import _IDS_PER_QUERY, NOTIFICATION_COLUMNS, SELECT_CASE, case_of
 from rectiflow.store.tables import (
     actor_contact_t,
     case_t,
@@ -66,7 +66,7 @@ class DeliveryRecords(SqlTransactions):
         """Notifications not yet made into deliveries, oldest first, with their cases."""
         n = notification_t.c
         stmt = (
-            sa.select(n.id, n.case_id, n.kind, n.level, n.role, n.created_at, n.key)
+            sa.select(*NOTIFICATION_COLUMNS)
             .where(n.expanded_at.is_(None), n.delivered_at.is_(None))
             .order_by(n.id)
             .limit(limit)
@@ -196,7 +196,7 @@ class DeliveryRecords(SqlTransactions):
                 notes = [
                     Notification(**r._mapping)
                     for r in conn.execute(
-                        sa.select(n.id, n.case_id, n.kind, n.level, n.role, n.created_at, n.key)
+                        sa.select(*NOTIFICATION_COLUMNS)
                         .where(n.id.in_(chunk))
                     )
                 ]  # fmt: skip

@@ -12,17 +12,18 @@ import datetime as dt
 import itertools
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from rectiflow.engine.errors import ConflictError, NotFound, ValidationError
-from rectiflow.engine.storage import CaseChange, EscalationPlan, NewCase
+from rectiflow.engine.storage import CaseChange, NewCase
 from rectiflow.engine.types import (
     Actor,
     Case,
     DaemonBeat,
     Escalation,
+    Extension,
     HistoryEntry,
     Measure,
     Note,
@@ -32,6 +33,7 @@ from rectiflow.engine.types import (
     Unit,
     WorkflowRecord,
 )
+from rectiflow.store.memory_deadlines import MemoryDeadlines
 from rectiflow.store.memory_ledger import MemoryLedger
 from rectiflow.store.memory_reports import MemoryReports
 
@@ -100,8 +102,34 @@ class MemoryCaseTx:
         self.store._notes[self.case.id].append(note)
         return note
 
+    def extensions(self) -> list[Extension]:
+        return self.store.list_extensions(self.case.id)
 
-class MemoryStore(MemoryLedger, MemoryReports):
+    def add_extension(
+        self, requested_at: dt.datetime, requested_by: str, until: dt.datetime, reason: str
+    ) -> Extension:
+        extension = Extension(
+            self.store._new_id("extension"), self.case.id, requested_at, requested_by, until,
+            reason, "pending",
+        )  # fmt: skip
+        self.store._extensions[extension.id] = extension
+        return extension
+
+    def decide_extension(
+        self, extension_id: int, status: str, decided_by: str, decided_at: dt.datetime,
+        comment: str | None,
+    ) -> Extension:  # fmt: skip
+        found = self.store._extensions.get(extension_id)
+        if found is None or found.case_id != self.case.id:
+            raise NotFound("extension", extension_id)
+        decided = dataclasses.replace(
+            found, status=status, decided_by=decided_by, decided_at=decided_at, comment=comment
+        )
+        self.store._extensions[extension_id] = decided
+        return decided
+
+
+class MemoryStore(MemoryLedger, MemoryReports, MemoryDeadlines):
     """The store interface on dicts. One RLock serializes every call, as one database would."""
 
     def __init__(self) -> None:
@@ -117,6 +145,7 @@ class MemoryStore(MemoryLedger, MemoryReports):
         self._notes: dict[int, list[Note]] = {}
         self._escalations: dict[tuple[int, int, str], Escalation] = {}  # insertion order = id
         self._notifications: dict[str, Notification] = {}  # by unique key
+        self._extensions: dict[int, Extension] = {}
         self._calendar: dict[dt.date, bool] = {}
         self._daemons: dict[int, DaemonBeat] = {}
         self._co_units: dict[int, tuple[str, ...]] = {}
@@ -249,11 +278,13 @@ class MemoryStore(MemoryLedger, MemoryReports):
             measures = {m.id: m for m in self._measures.values() if m.case_id == case_id}
             history_len, notes_len = len(self._history[case_id]), len(self._notes[case_id])
             co_units = self._co_units.get(case_id, ())
+            extensions = dict(self._extensions)
             try:
                 yield MemoryCaseTx(self, case)
             except BaseException:
                 self._cases[case_id] = case
                 self._co_units[case_id] = co_units
+                self._extensions = extensions
                 for measure_id in [m.id for m in self._measures.values() if m.case_id == case_id]:
                     del self._measures[measure_id]
                 self._measures.update(measures)
@@ -280,6 +311,7 @@ class MemoryStore(MemoryLedger, MemoryReports):
         category: str | None = None, text: str | None = None,
         opened_since: dt.datetime | None = None, opened_before: dt.datetime | None = None,
         overdue_at: dt.datetime | None = None, include_co: bool = False,
+        supervised_by: str | None = None,
     ) -> list[Case]:  # fmt: skip
         """Cases by id, filtered as the SQL store filters them, one page of them."""
         needle = text.casefold() if text is not None else None
@@ -302,7 +334,8 @@ class MemoryStore(MemoryLedger, MemoryReports):
             and (opened_since is None or c.created_at >= opened_since)
             and (opened_before is None or c.created_at < opened_before)
             and (overdue_at is None or (c.due_at is not None and c.paused_at is None
-                                        and c.due_at < overdue_at))
+                                        and c.exempt_until is None and c.due_at < overdue_at))
+            and (supervised_by is None or c.supervised_by == supervised_by)
         ]  # fmt: skip
         return found[offset:] if limit is None else found[offset : offset + limit]
 
@@ -348,140 +381,12 @@ class MemoryStore(MemoryLedger, MemoryReports):
         with self._lock:
             return sorted(self._history.get(case_id, []), key=lambda e: e.seq)
 
+    def list_extensions(self, case_id: int) -> list[Extension]:
+        with self._lock:
+            return sorted(
+                (e for e in self._extensions.values() if e.case_id == case_id), key=lambda e: e.id
+            )
+
     def list_notes(self, case_id: int) -> list[Note]:
         with self._lock:
             return sorted(self._notes.get(case_id, []), key=lambda n: (n.at, n.id))
-
-    # --- deadlines and escalations --------------------------------------------------------
-
-    def _due(self, now: dt.datetime) -> list[Case]:
-        return [
-            c for c in self._cases.values()
-            if c.next_escalation_at is not None and c.next_escalation_at <= now
-            and c.paused_at is None
-        ]  # fmt: skip
-
-    def escalate_batch(
-        self, now: dt.datetime, limit: int, plan: Callable[[Case], EscalationPlan]
-    ) -> tuple[int, list[Escalation]]:
-        """Claim up to ``limit`` due cases, record their due levels. Nothing is written unless
-        the whole batch is planned, as the SQL store commits a batch or nothing."""
-        with self._lock:
-            claimed = sorted(self._due(now), key=lambda c: (c.next_escalation_at, c.id))[:limit]
-            escalations: dict[tuple[int, int, str], Escalation] = {}
-            notifications: dict[str, Notification] = {}
-            cases: dict[int, Case] = {}
-            for case in claimed:
-                decided = plan(case)
-                for esc in decided.escalations:
-                    unique = (esc.case_id, esc.visit, esc.level)
-                    if unique not in self._escalations and unique not in escalations:
-                        escalations[unique] = esc
-                for level, role, key in decided.notifications:
-                    if key not in self._notifications and key not in notifications:
-                        notifications[key] = Notification(
-                            0, case.id, "escalation", level, role, now, key
-                        )
-                cases[case.id] = dataclasses.replace(
-                    case, next_level=decided.next_level,
-                    next_escalation_at=decided.next_escalation_at,
-                )  # fmt: skip
-            self._escalations.update(escalations)
-            for row in notifications.values():
-                self._notifications[row.key] = dataclasses.replace(row, id=self._new_id("n"))
-            self._cases.update(cases)
-            return len(claimed), list(escalations.values())
-
-    def due_cases(self, now: dt.datetime, after_id: int, limit: int) -> list[Case]:
-        with self._lock:
-            return sorted((c for c in self._due(now) if c.id > after_id), key=lambda c: c.id)[
-                :limit
-            ]
-
-    def next_escalation_at(self) -> dt.datetime | None:
-        with self._lock:
-            times = [
-                c.next_escalation_at
-                for c in self._cases.values()
-                if c.next_escalation_at is not None and c.paused_at is None
-            ]
-        return min(times, default=None)
-
-    def list_escalations(self, case_id: int | None = None) -> list[Escalation]:
-        with self._lock:
-            rows = list(self._escalations.values())
-        return [e for e in rows if case_id is None or e.case_id == case_id]
-
-    def add_notifications(
-        self, rows: Iterable[tuple[int, str, str | None, str, str]], at: dt.datetime
-    ) -> int:
-        written = 0
-        with self._lock:
-            for case_id, kind, level, role, key in rows:
-                if key not in self._notifications:
-                    self._notifications[key] = Notification(
-                        self._new_id("n"), case_id, kind, level, role, at, key
-                    )
-                    written += 1
-        return written
-
-    def list_notifications(
-        self, case_id: int | None = None, kind: str | None = None
-    ) -> list[Notification]:
-        with self._lock:
-            rows = sorted(self._notifications.values(), key=lambda n: n.id)
-        return [
-            n for n in rows
-            if (case_id is None or n.case_id == case_id) and (kind is None or n.kind == kind)
-        ]  # fmt: skip
-
-    def cases_without_note_since(self, since: dt.datetime, after_id: int, limit: int) -> list[Case]:
-        with self._lock:
-            found = [
-                self._cases[i] for i in sorted(self._cases)
-                if i > after_id
-                and (self._cases[i].due_at is not None or self._cases[i].long_term)
-                and not any(n.at >= since for n in self._notes[i])
-            ]  # fmt: skip
-        return found[:limit]
-
-    # --- calendar -------------------------------------------------------------------------
-
-    def load_calendar(self, days: Iterable[tuple[dt.date, bool]]) -> int:
-        rows = list(days)
-        with self._lock:
-            self._calendar.update(rows)
-        return len(rows)
-
-    def calendar_days(self) -> list[tuple[dt.date, bool]]:
-        with self._lock:
-            return sorted(self._calendar.items())
-
-    # --- daemons --------------------------------------------------------------------------
-
-    def register_daemon(self, host: str, pid: int, at: dt.datetime) -> DaemonBeat:
-        with self._lock:
-            beat = DaemonBeat(self._new_id("daemon"), host, pid, at, at)
-            self._daemons[beat.id] = beat
-        return beat
-
-    def save_beat(self, beat: DaemonBeat) -> None:
-        with self._lock:
-            self._daemons[beat.id] = beat
-
-    def list_daemons(self, seen_since: dt.datetime) -> list[DaemonBeat]:
-        with self._lock:
-            beats = [b for b in self._daemons.values() if b.beat_at >= seen_since]
-        return sorted(beats, key=lambda b: (b.started_at, b.id))
-
-    def forget_daemons(self, beat_before: dt.datetime) -> int:
-        with self._lock:
-            gone = [i for i, b in self._daemons.items() if b.beat_at < beat_before]
-            for i in gone:
-                del self._daemons[i]
-        return len(gone)
-
-    def undelivered(self) -> tuple[dt.datetime | None, int]:
-        with self._lock:
-            times = [n.created_at for n in self._notifications.values()]
-        return (min(times) if times else None), len(times)

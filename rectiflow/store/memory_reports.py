@@ -9,10 +9,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from rectiflow.engine.errors import AlreadyTaken
+from rectiflow.engine.escalation import LOOKBACK_LEVEL
 from rectiflow.engine.types import (
     Case,
     CaseStanding,
     Escalation,
+    Extension,
     Measure,
     SnapshotCase,
     SnapshotInfo,
@@ -26,6 +28,7 @@ class MemoryReports:
     _cases: dict[int, Case]
     _measures: dict[int, Measure]
     _escalations: dict[tuple[int, int, str], Escalation]
+    _extensions: dict[int, Extension]
     _snapshots: dict[str, tuple[SnapshotInfo, list[SnapshotCase], dict[str, Any]]]
 
     def case_standings(
@@ -39,13 +42,20 @@ class MemoryReports:
             if unit_paths is not None and not any(c.unit_path.startswith(p) for p in unit_paths):
                 continue
             mine = [m for m in measures if m.case_id == c.id]
-            levels = tuple(e.level for e in escalations if e.case_id == c.id and e.visit == c.visit)
+            levels = tuple(
+                e.level for e in escalations
+                if e.case_id == c.id and e.visit == c.visit and e.level != LOOKBACK_LEVEL
+            )  # fmt: skip
+            approved = sum(
+                1 for x in self._extensions.values() if x.case_id == c.id and x.status == "approved"
+            )
             yield CaseStanding(
                 c.id, c.workflow, c.workflow_version, c.unit, c.unit_path, c.category, c.source,
                 c.severity, c.state, c.paused_at is not None, c.long_term, c.due_at,
                 c.stage_entered_at, c.visit, len(mine), sum(m.done for m in mine),
                 sum(1 for m in mine if not m.done and m.due is not None and m.due < now), levels,
-                c.title,
+                c.title, c.exempt_until is not None, c.relapses, c.lookback_due_at,
+                c.lookback_result, approved,
             )  # fmt: skip
 
     def save_snapshot(

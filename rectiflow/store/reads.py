@@ -13,15 +13,25 @@ import sqlalchemy as sa
 from sqlalchemy import bindparam
 from sqlalchemy.engine import Row
 
-from rectiflow.engine.types import Case, Escalation, HistoryEntry, Measure, Note
+from rectiflow.engine.types import (
+    Case,
+    Escalation,
+    Extension,
+    HistoryEntry,
+    Measure,
+    Note,
+    Notification,
+)
 from rectiflow.store.fast import Prepared
 from rectiflow.store.tables import (
     case_co_unit_t,
     case_t,
     escalation_t,
+    extension_t,
     history_t,
     measure_t,
     note_t,
+    notification_t,
     unit_t,
 )
 from rectiflow.store.transactions import SqlTransactions
@@ -34,6 +44,10 @@ _BY_KEY = {c.key: c for c in CASE_COLUMNS}
 _SELECT_CASE_FIELDS = sa.select(*(_BY_KEY[f.name] for f in dataclasses.fields(Case))).join(
     unit_t, unit_t.c.code == case_t.c.unit
 )
+# An outbox row's columns, in the order of Notification's fields.
+NOTIFICATION_COLUMNS = [
+    notification_t.c[f.name] for f in dataclasses.fields(Notification)
+]  # fmt: skip
 CASE_BY_ID = SELECT_CASE.where(case_t.c.id == bindparam("id"))
 MEASURES_OF_CASE = (
     sa.select(measure_t).where(measure_t.c.case_id == bindparam("case_id")).order_by(measure_t.c.id)
@@ -108,7 +122,7 @@ class CaseReads(SqlTransactions):
         severity: str | None = None, source: str | None = None, category: str | None = None,
         text: str | None = None, opened_since: dt.datetime | None = None,
         opened_before: dt.datetime | None = None, overdue_at: dt.datetime | None = None,
-        include_co: bool = False,
+        include_co: bool = False, supervised_by: str | None = None,
     ) -> list[Any]:  # fmt: skip
         c = case_t.c
         where: list[Any] = []
@@ -138,7 +152,12 @@ class CaseReads(SqlTransactions):
         if opened_before is not None:
             where.append(c.created_at < opened_before)
         if overdue_at is not None:
-            where += [c.due_at.is_not(None), c.paused_at.is_(None), c.due_at < overdue_at]
+            where += [
+                c.due_at.is_not(None), c.paused_at.is_(None), c.exempt_until.is_(None),
+                c.due_at < overdue_at,
+            ]  # fmt: skip
+        if supervised_by is not None:  # raised to it, or its own and never raised
+            where.append(sa.func.coalesce(c.supervising_unit, c.unit) == supervised_by)
         return where
 
     def find_cases(
@@ -163,6 +182,12 @@ class CaseReads(SqlTransactions):
         )
         with self._read() as conn:
             return int(conn.execute(stmt).scalar_one())
+
+    def list_extensions(self, case_id: int) -> list[Extension]:
+        """The case's extension requests, oldest first."""
+        stmt = sa.select(extension_t).where(extension_t.c.case_id == case_id)
+        with self._read() as conn:
+            return [Extension(**r._mapping) for r in conn.execute(stmt.order_by(extension_t.c.id))]
 
     def _of_cases(
         self, table: sa.Table, record: type[_R], case_ids: Sequence[int]

@@ -12,12 +12,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from rectiflow.engine.errors import AlreadyTaken
+from rectiflow.engine.escalation import LOOKBACK_LEVEL
 from rectiflow.engine.types import CaseStanding, SnapshotCase, SnapshotInfo
 from rectiflow.store.fast import Prepared
 from rectiflow.store.tables import (
     UTCDateTime,
     case_t,
     escalation_t,
+    extension_t,
     measure_t,
     snapshot_case_t,
     snapshot_t,
@@ -53,11 +55,19 @@ class ReportRecords(SqlTransactions):
             .subquery("m")
         )
         concat = sa.func.group_concat if self.is_sqlite else sa.func.string_agg
-        reached = (
+        reached = (  # the ladder's levels: a look-back is recorded beside them
             sa.select(e.case_id, concat(e.level, ",").label("levels"))
             .select_from(escalation_t.join(case_t, sa.and_(c.id == e.case_id, c.visit == e.visit)))
+            .where(e.level != LOOKBACK_LEVEL)
             .group_by(e.case_id)
             .subquery("e")
+        )
+        x = extension_t.c
+        approved = (
+            sa.select(x.case_id, sa.func.count().label("n"))
+            .where(x.status == "approved")
+            .group_by(x.case_id)
+            .subquery("x")
         )
         stmt = (
             sa.select(
@@ -66,11 +76,14 @@ class ReportRecords(SqlTransactions):
                 c.due_at, c.stage_entered_at, c.visit,
                 sa.func.coalesce(counted.c.n, 0), sa.func.coalesce(counted.c.done, 0),
                 sa.func.coalesce(counted.c.late, 0), reached.c.levels, c.title,
+                c.exempt_until.is_not(None), c.relapses, c.lookback_due_at, c.lookback_result,
+                sa.func.coalesce(approved.c.n, 0),
             )
             .select_from(
                 case_t.join(unit_t, unit_t.c.code == c.unit)
                 .outerjoin(counted, counted.c.case_id == c.id)
                 .outerjoin(reached, reached.c.case_id == c.id)
+                .outerjoin(approved, approved.c.case_id == c.id)
             )
             .order_by(c.id)
         )  # fmt: skip
@@ -94,13 +107,16 @@ class ReportRecords(SqlTransactions):
                 for r in rows:
                     if iso is not None:  # parsed as UTCDateTime parses it, without the call
                         due_at, entered = iso(r[11]) if r[11] is not None else None, iso(r[12])
+                        lookback = iso(r[22]) if r[22] is not None else None
                     else:
                         due_at, entered = to_time(r[11], dialect), to_time(r[12], dialect)
+                        lookback = to_time(r[22], dialect)
                     yield CaseStanding(
                         r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], bool(r[9]),
                         bool(r[10]), due_at, entered,
                         r[13], int(r[14]), int(r[15]), int(r[16]),
-                        tuple(r[17].split(",")) if r[17] else (), r[18],
+                        tuple(r[17].split(",")) if r[17] else (), r[18], bool(r[19]),
+                        int(r[20]), lookback, r[23], int(r[24]),
                     )  # fmt: skip
 
     def save_snapshot(

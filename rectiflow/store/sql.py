@@ -20,7 +20,17 @@ from sqlalchemy import bindparam
 from rectiflow.engine.errors import ConflictError, NotFound, StoreUnavailable, ValidationError
 from rectiflow.engine.history import GENESIS
 from rectiflow.engine.storage import CaseChange, NewCase, ref_key
-from rectiflow.engine.types import Actor, Case, HistoryEntry, Measure, Note, Unit, WorkflowRecord
+from rectiflow.engine.types import (
+    Actor,
+    Case,
+    Extension,
+    HistoryEntry,
+    Measure,
+    Note,
+    Unit,
+    WorkflowRecord,
+)
+from rectiflow.store.case_writes import HISTORY_KEYS, INSERT_HISTORY, UPDATE_CASE, entry_values
 from rectiflow.store.daemons import DaemonRecords
 from rectiflow.store.deadlines import DeadlineRecords
 from rectiflow.store.delivery import DeliveryRecords
@@ -32,6 +42,7 @@ from rectiflow.store.tables import (
     actor_unit_t,
     case_co_unit_t,
     case_t,
+    extension_t,
     history_t,
     measure_t,
     note_t,
@@ -48,7 +59,6 @@ _ACTORS = (
 _ACTOR_BY_NAME = _ACTORS.where(actor_t.c.name == bindparam("name"))
 _ALL_ACTORS = _ACTORS.order_by(actor_t.c.name, unit_t.c.code)
 _CASE_FOR_UPDATE = CASE_BY_ID.with_for_update(of=case_t)
-_INSERT_HISTORY = history_t.insert()
 
 
 def _actor(rows: Sequence[Sequence[Any]]) -> Actor | None:
@@ -62,20 +72,7 @@ def _actor(rows: Sequence[Sequence[Any]]) -> Actor | None:
     return Actor(rows[0][0], roles, units, paths, rows[0][4])
 
 
-def _entry_values(entry: HistoryEntry) -> dict[str, Any]:
-    return {
-        "case_id": entry.case_id, "seq": entry.seq, "trigger": entry.trigger,
-        "source": entry.source, "dest": entry.dest, "actor": entry.actor, "at": entry.at,
-        "comment": entry.comment, "prev_hash": entry.prev_hash, "hash": entry.hash,
-        "data": entry.data,
-    }  # fmt: skip
-
-
 # Statements of a change to a case, run on the fast path (``fast.Statements``).
-_UPDATE_CASE = case_t.update().where(
-    case_t.c.id == bindparam("where_id"), case_t.c.version == bindparam("where_version")
-)
-_HISTORY_KEYS = [c.key for c in history_t.c]
 _DELETE_CO_UNITS = case_co_unit_t.delete().where(case_co_unit_t.c.case_id == bindparam("case_id"))
 _INSERT_CO_UNIT = case_co_unit_t.insert()
 _INSERT_MEASURE = measure_t.insert().returning(*measure_t.c)
@@ -86,6 +83,22 @@ _COMPLETE_MEASURE = (
     .returning(*measure_t.c)
 )
 _INSERT_NOTE = note_t.insert().returning(*note_t.c)
+_EXTENSIONS_OF_CASE = (
+    sa.select(extension_t)
+    .where(extension_t.c.case_id == bindparam("case_id"))
+    .order_by(extension_t.c.id)
+)
+_INSERT_EXTENSION = extension_t.insert().returning(*extension_t.c)
+_EXTENSION_KEYS = ["case_id", "requested_at", "requested_by", "until", "reason", "status"]
+_DECIDE_EXTENSION = (
+    extension_t.update()
+    .where(
+        extension_t.c.id == bindparam("where_id"),
+        extension_t.c.case_id == bindparam("where_case"),
+    )
+    .returning(*extension_t.c)
+)
+_DECISION_KEYS = ["status", "decided_by", "decided_at", "comment"]
 _LAST_ENTRY_AT = sa.select(history_t.c.at).where(
     history_t.c.case_id == bindparam("case_id"), history_t.c.seq == bindparam("seq")
 )
@@ -116,13 +129,13 @@ class SqlCaseTx:
             values["history_seq"] = entry.seq
             values["last_hash"] = entry.hash
         keys = tuple(values)
-        stmt = self.store.statements(_UPDATE_CASE, keys)
+        stmt = self.store.statements(UPDATE_CASE, keys)
         where = {"where_id": self.case.id, "where_version": self.case.version}
         if stmt.execute(self.cursor, {**values, **where}).rowcount != 1:
             raise ConflictError(self.case.id, self.case.version, None)
         if entry is not None:
-            history = self.store.statements(_INSERT_HISTORY, _HISTORY_KEYS)
-            history.execute(self.cursor, _entry_values(entry))
+            history = self.store.statements(INSERT_HISTORY, HISTORY_KEYS)
+            history.execute(self.cursor, entry_values(entry))
         self.row = {k: v for k, v in {**self.row, **values}.items() if k != "ref_key"}
         if "unit" in change:  # the case's unit path follows its unit
             unit = self.store.get_unit(change["unit"])
@@ -168,6 +181,32 @@ class SqlCaseTx:
         stmt = self.store.statements(_INSERT_NOTE, ["case_id", "actor", "at", "text"])
         values = {"case_id": self.case.id, "actor": actor, "at": at, "text": text}
         return Note(**stmt.dicts(self.cursor, values)[0])
+
+    def extensions(self) -> list[Extension]:
+        found = self.store.statements(_EXTENSIONS_OF_CASE)
+        return [Extension(**r) for r in found.dicts(self.cursor, {"case_id": self.case.id})]
+
+    def add_extension(
+        self, requested_at: dt.datetime, requested_by: str, until: dt.datetime, reason: str
+    ) -> Extension:
+        stmt = self.store.statements(_INSERT_EXTENSION, _EXTENSION_KEYS)
+        return Extension(**stmt.dicts(self.cursor, {
+            "case_id": self.case.id, "requested_at": requested_at, "requested_by": requested_by,
+            "until": until, "reason": reason, "status": "pending",
+        })[0])  # fmt: skip
+
+    def decide_extension(
+        self, extension_id: int, status: str, decided_by: str, decided_at: dt.datetime,
+        comment: str | None,
+    ) -> Extension:  # fmt: skip
+        stmt = self.store.statements(_DECIDE_EXTENSION, _DECISION_KEYS)
+        found = stmt.dicts(self.cursor, {
+            "status": status, "decided_by": decided_by, "decided_at": decided_at,
+            "comment": comment, "where_id": extension_id, "where_case": self.case.id,
+        })  # fmt: skip
+        if not found:
+            raise NotFound("extension", extension_id)
+        return Extension(**found[0])
 
 
 class SqlStore(
@@ -381,7 +420,7 @@ class SqlStore(
                 .where(case_t.c.id == case_id)
                 .values(last_hash=entry.hash, history_seq=1)
             )
-            conn.execute(_INSERT_HISTORY, _entry_values(entry))
+            conn.execute(INSERT_HISTORY, entry_values(entry))
             return case_of(conn.execute(CASE_BY_ID, {"id": case_id}).one())
 
     def get_case(self, case_id: int) -> Case | None:

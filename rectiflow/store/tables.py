@@ -141,6 +141,15 @@ class CaseRow(SQLModel, table=True):
     target: str | None = None
     responsible: str | None = None
     long_term: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    supervising_unit: str | None = None  # a unit code (units are never deleted)
+    relapses: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    lookback_due_at: dt.datetime | None = _time(default=None)
+    lookback_result: str | None = Field(default=None, max_length=16)
+    lookback_at: dt.datetime | None = _time(default=None)
+    lookback_actor: str | None = None
+    exempted_at: dt.datetime | None = _time(default=None)
+    exempt_until: dt.datetime | None = _time(default=None)
+    exempt_reason: str | None = None
 
 
 class CaseCoUnitRow(SQLModel, table=True):
@@ -194,10 +203,13 @@ class EscalationRow(SQLModel, table=True):
     fired_at: dt.datetime = _time()
     # reached before the case was imported: recorded, nobody notified
     backfilled: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    raised_to: str | None = None  # 提级督办: the unit a raising level moved the case up to
 
 
 class NotificationRow(SQLModel, table=True):
-    """The outbox: one row per recipient role; delivery channels read it."""
+    """The outbox: one row per person (and the role they hold it for); delivery channels
+    read it. ``actor`` is None where nobody held the role (and on rows of the time when the
+    outbox named roles only)."""
 
     __tablename__ = "notification"
     __table_args__ = (sa.Index("ix_notification_undelivered", "delivered_at", "created_at"),)
@@ -210,6 +222,23 @@ class NotificationRow(SQLModel, table=True):
     key: str = Field(unique=True, max_length=200)
     delivered_at: dt.datetime | None = _time(default=None)
     expanded_at: dt.datetime | None = _time(default=None, index=True)  # deliveries made
+    actor: str | None = Field(default=None, index=True)
+
+
+class ExtensionRow(SQLModel, table=True):
+    """An owner's request for more time (申请延期) and the decision on it."""
+
+    __tablename__ = "extension"
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="rcase.id", index=True)
+    requested_at: dt.datetime = _time()
+    requested_by: str
+    until: dt.datetime = _time()
+    reason: str
+    status: str = Field(max_length=16)  # pending, approved, rejected
+    decided_by: str | None = None
+    decided_at: dt.datetime | None = _time(default=None)
+    comment: str | None = None
 
 
 class DaemonRow(SQLModel, table=True):
@@ -332,3 +361,4 @@ snapshot_t: sa.Table = SnapshotRow.__table__  # type: ignore[attr-defined]
 snapshot_case_t: sa.Table = SnapshotCaseRow.__table__  # type: ignore[attr-defined]
 snapshot_unit_t: sa.Table = SnapshotUnitRow.__table__  # type: ignore[attr-defined]
 calendar_t: sa.Table = CalendarDayRow.__table__  # type: ignore[attr-defined]
+extension_t: sa.Table = ExtensionRow.__table__  # type: ignore[attr-defined]

@@ -26,7 +26,7 @@ def test_init__idempotent_lists_and_refusals(ledger: Cli) -> None:
         (3, "actor", "add", "bob", "--role", "owner", "--unit", "XX"),
     )
     assert "rectification@1" in again.stdout
-    assert "schema revision 0007 (newest 0007): up to date" in status.stdout
+    assert "schema revision 0008 (newest 0008): up to date" in status.stdout
     for text in ("黑龙江省", "哈尔滨市", "/HLJ/QQHR/"):
         assert text in units.stdout
     assert "supervisor, reporter" in actors.stdout

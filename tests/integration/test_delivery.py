@@ -19,7 +19,8 @@ from notify_servers import Answer, Recorder, closed_port, serving, smtp_server
 
 from rectiflow import Engine
 from rectiflow.notify.config import NotifyConfig, load_config
-from rectiflow.notify.dispatcher import Dispatcher, recipients
+from rectiflow.engine.escalation import recipients
+from rectiflow.notify.dispatcher import Dispatcher
 from rectiflow.store.tables import notification_t
 
 SECRET = "whsec-9f8e7d6c5b4a3210"
