@@ -11,7 +11,15 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from rectiflow.engine.types import Case, Escalation, HistoryEntry, Light, Measure, Note
+from rectiflow.engine.types import (
+    Case,
+    Escalation,
+    Extension,
+    HistoryEntry,
+    Light,
+    Measure,
+    Note,
+)
 
 
 class Reader(Protocol):
@@ -44,6 +52,7 @@ def case_dict(
     escalations: Sequence[Escalation] = (),
     notes: Sequence[Note] = (),
     co_units: Sequence[str] = (),
+    extensions: Sequence[Extension] = (),
 ) -> dict[str, Any]:
     light = engine.light(case, now)
     data: dict[str, Any] = {
@@ -70,6 +79,23 @@ def case_dict(
         "due": _local_iso(case.due, engine),
         "paused": case.paused_at is not None,
         "light": light.value if light else None,
+        "supervising_unit": case.supervised_by,
+        "relapses": case.relapses,
+        "lookback": _lookback(case, engine),
+        "exemption": _exemption(case, engine),
+        "extensions": [
+            {
+                "requested_at": _local_iso(x.requested_at, engine),
+                "requested_by": x.requested_by,
+                "until": _local_iso(x.until, engine),
+                "reason": x.reason,
+                "status": x.status,
+                "decided_by": x.decided_by,
+                "decided_at": _local_iso(x.decided_at, engine),
+                "comment": x.comment,
+            }
+            for x in extensions
+        ],
         "measures": [
             {
                 "id": m.id,
@@ -91,6 +117,7 @@ def case_dict(
                 "due_at": _local_iso(e.due_at, engine),
                 "at": _local_iso(e.fired_at, engine),
                 "backfilled": e.backfilled,
+                "raised_to": e.raised_to,
             }
             for e in escalations
         ],
@@ -112,3 +139,25 @@ def case_dict(
             for h in history
         ]
     return data
+
+
+def _lookback(case: Case, engine: Reader) -> dict[str, Any] | None:
+    """The look-back of the latest closing (None: none was scheduled)."""
+    if case.lookback_due_at is None:
+        return None
+    return {
+        "due": _local_iso(case.lookback_due_at, engine),
+        "result": case.lookback_result,
+        "at": _local_iso(case.lookback_at, engine),
+        "actor": case.lookback_actor,
+    }
+
+
+def _exemption(case: Case, engine: Reader) -> dict[str, Any] | None:
+    if case.exempt_until is None:
+        return None
+    return {
+        "reason": case.exempt_reason,
+        "since": _local_iso(case.exempted_at, engine),
+        "until": _local_iso(case.exempt_until, engine),
+    }

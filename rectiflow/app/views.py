@@ -67,4 +67,5 @@ class Views(Cases):
             history=self.history(case_id), escalations=self.escalations(case_id),
             notes=self.notes(case_id),
             co_units=self.store.co_units_of([case_id]).get(case_id, ()),
+            extensions=self.store.list_extensions(case_id),
         )  # fmt: skip

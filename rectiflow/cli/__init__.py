@@ -18,7 +18,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from rectiflow.cli import actors, admin, cases, ledger, operate, outbox, reports
+from rectiflow.cli import actors, admin, cases, ledger, loop, operate, outbox, reports
 from rectiflow.cli.common import Settings
 from rectiflow.engine.errors import RectiflowError, UsageError
 
@@ -99,6 +99,7 @@ def root(
 admin.register(app)
 actors.register(app)
 cases.register(app)
+loop.register(app)
 operate.register(app)
 ledger.register(app)
 reports.register(app)

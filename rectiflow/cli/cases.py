@@ -156,6 +156,18 @@ def case_show(engine: Engine, case_id: CaseId, json: JsonOption = False) -> None
             ("stage since", stamp(data["stage_entered_at"], engine)),
             ("stage due", due),
             ("case due", stamp(data["due"], engine) if data["due"] else None),
+            (
+                "supervised by",
+                data["supervising_unit"] if data["supervising_unit"] != data["unit"] else None,
+            ),
+            ("relapses", data["relapses"] or None),
+            ("look-back", _lookback_text(data["lookback"], engine)),
+            (
+                "exempted",
+                f"until {stamp(data['exemption']['until'], engine)}: {data['exemption']['reason']}"
+                if data["exemption"]
+                else None,
+            ),
             ("description", data["description"]),
         )
         if value is not None
@@ -182,14 +194,29 @@ def case_show(engine: Engine, case_id: CaseId, json: JsonOption = False) -> None
          for h in data["history"]],
     )  # fmt: skip
     _print_rows(
-        "escalations", ("level", "stage", "visit", "due at", "fired at"),
+        "escalations", ("level", "stage", "visit", "due at", "fired at", "raised to"),
         [(e["level"], e["state"], e["visit"], stamp(e["due_at"], engine),
-          stamp(e["at"], engine) + (" (backfilled at import)" if e["backfilled"] else ""))
-         for e in data["escalations"]],
+          stamp(e["at"], engine) + (" (backfilled at import)" if e["backfilled"] else ""),
+          e["raised_to"]) for e in data["escalations"]],
+    )  # fmt: skip
+    _print_rows(
+        "extension requests", ("requested", "by", "until", "reason", "status", "decided"),
+        [(stamp(x["requested_at"], engine), x["requested_by"], stamp(x["until"], engine),
+          x["reason"], x["status"],
+          f"{x['decided_by']} {stamp(x['decided_at'], engine)} {x['comment'] or ''}".strip()
+          if x["decided_by"] else None) for x in data["extensions"]],
     )  # fmt: skip
     nexts = engine.triggers(case_id)
     if nexts:
         say("next: " + "; ".join(_describe(t) for t in nexts))
+
+
+def _lookback_text(lookback: dict[str, Any] | None, engine: Engine) -> str | None:
+    if lookback is None:
+        return None
+    if lookback["result"] is None:
+        return f"due {stamp(lookback['due'], engine)}"
+    return f"{lookback['result']} ({lookback['actor']}, {stamp(lookback['at'], engine)})"
 
 
 def _print_rows(title: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
@@ -246,6 +273,10 @@ def case_list(
     include_co: Annotated[
         bool, typer.Option("--include-co", help="With --unit: also cases it co-works (配合).")
     ] = False,
+    supervised_by: Annotated[
+        str | None,
+        typer.Option(metavar="CODE", help="Cases this unit supervises (raised to it, or its own)."),
+    ] = None,
     json: JsonOption = False,
 ) -> None:
     """The ledger: cases by id, filtered by unit, state, light, severity, text, dates...
@@ -272,6 +303,8 @@ def case_list(
             )
     store = cast("_Listing", engine.store)
     paths = None
+    if supervised_by is not None and store.get_unit(supervised_by) is None:
+        raise NotFound("unit", supervised_by)
     if unit is not None:
         found = store.get_unit(unit)
         if found is None:
@@ -285,6 +318,7 @@ def case_list(
         "opened_before": opened_before
         and parse_day_or_time(opened_before, engine, "--opened-before"),
         "overdue_at": now if overdue else None, "include_co": include_co,
+        "supervised_by": supervised_by,
     }  # fmt: skip
     if limit is None and not json and is_terminal():
         limit = PAGE

@@ -222,17 +222,19 @@ def parse_day_or_time(value: str, engine: Engine, what: str) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), engine.tz).astimezone(dt.UTC)
 
 
-def parse_due(value: str | None, engine: Engine) -> dt.date | dt.datetime | None:
+def parse_due(
+    value: str | None, engine: Engine, what: str = "--due"
+) -> dt.date | dt.datetime | None:
     """A date (due at the end of that local day) or an ISO-8601 time."""
     if value is None:
         return None
     if "T" in value or " " in value:
-        return parse_time(value, engine, "--due")
+        return parse_time(value, engine, what)
     try:
         day = dt.date.fromisoformat(value)
     except ValueError:
-        raise UsageError(f"--due: not a date (YYYY-MM-DD): {value!r}") from None
-    _in_range(day, value, "--due")
+        raise UsageError(f"{what}: not a date (YYYY-MM-DD): {value!r}") from None
+    _in_range(day, value, what)
     return day
 
 

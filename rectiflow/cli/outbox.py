@@ -49,33 +49,63 @@ def register(app: typer.Typer) -> None:
 @with_engine
 def outbox_list(
     engine: Engine,
-    status: Annotated[str | None, typer.Option(help="pending, retrying, sent or dead.")] = None,
-    actor: Annotated[str | None, typer.Option(help="Deliveries to this person.")] = None,
-    level: Annotated[str | None, typer.Option(help="remind, warn, supervise, ...")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="With a delivery pending, retrying, sent or dead.")
+    ] = None,
+    actor: Annotated[str | None, typer.Option(help="Only what went to this person.")] = None,
+    level: Annotated[
+        str | None, typer.Option(help="remind, warn, supervise, ..., lookback.")
+    ] = None,
+    case: Annotated[int | None, typer.Option(min=0, max=MAX_ID, help="Of this case.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, max=MAX_ID, help="At most this many.")] = None,
     json: JsonOption = False,
 ) -> None:
-    """Deliveries by id: to whom, on which channel, how they stand.
+    """The outbox by id: one row per person told of a ladder level, a look-back or the
+    monthly dispatch, with how its deliveries stand (one per channel; none before the
+    delivery job has seen it, or when no channel takes it).
 
-    Example: rectiflow outbox list --status dead
+    Example: rectiflow outbox list --actor 李强 --level warn
     """
     if status is not None and status not in STATUSES:
         raise UsageError(f"--status {status}: use one of {', '.join(STATUSES)}")
-    found = _store(engine).list_deliveries(status=status, recipient=actor, level=level, limit=limit)
+    store: Any = engine.store
+    has_deliveries = hasattr(store, "deliveries_of")
+    if status is not None:
+        if not has_deliveries:
+            raise UsageError("--status needs a SQL database (SQLite or PostgreSQL)")
+        found = store.list_deliveries(status=status, recipient=actor, level=level)
+        wanted = {n.id for d, n in found if case is None or n.case_id == case}
+        notes = [n for n, _ in store.notifications_of(sorted(wanted)).values()][:limit]
+        notes.sort(key=lambda n: n.id)
+    else:
+        notes = engine.list_notifications(case_id=case, actor=actor, level=level, limit=limit)
+    deliveries = store.deliveries_of([n.id for n in notes]) if has_deliveries else {}
+    rows = [_notification_json(n, deliveries.get(n.id, []), engine) for n in notes]
     if json:
-        print_json([_delivery_json(d, n, engine) for d, n in found])
+        print_json(rows)
         return
-    if not found:
-        print("no deliveries")
+    if not rows:
+        print("nothing in the outbox")
         return
-    rows = table("id", "case", "level", "to", "channel", "status", "attempts", "next / sent")
-    for d, n in found:
-        when = d.sent_at if d.status == "sent" else d.next_attempt_at
-        rows.add_row(
-            str(d.id), str(n.case_id), n.level or n.kind, d.recipient, d.channel, d.status,
-            str(d.attempts), stamp(when, engine),
+    out = table("id", "case", "level", "to", "role", "created", "deliveries")
+    for row in rows:
+        out.add_row(
+            str(row["id"]), str(row["case"]), row["level"] or row["kind"],
+            row["actor"] or "(nobody holds the role)", row["role"],
+            stamp(row["created_at"], engine),
+            ", ".join(f"{d['channel']} {d['status']} #{d['id']}" for d in row["deliveries"])
+            or "—",
         )  # fmt: skip
-    rows.print()
+    out.print()
+
+
+def _notification_json(note: Any, deliveries: list[Any], engine: Engine) -> dict[str, Any]:
+    return {
+        "id": note.id, "case": note.case_id, "kind": note.kind, "level": note.level,
+        "actor": note.actor, "role": note.role, "created_at": stamp(note.created_at, engine),
+        "key": note.key,
+        "deliveries": [_delivery_json(d, None, engine) for d in deliveries],
+    }  # fmt: skip
 
 
 @outbox_app.command("show")

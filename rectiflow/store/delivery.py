@@ -244,6 +244,22 @@ class DeliveryRecords(SqlTransactions):
                 found.append((Delivery(**m), note))
         return found
 
+    def deliveries_of(self, notification_ids: Sequence[int]) -> dict[int, list[Delivery]]:
+        """The deliveries of each notification that has any, by delivery id."""
+        found: dict[int, list[Delivery]] = {}
+        ids = sorted(set(notification_ids))
+        with self._read() as conn:
+            for i in range(0, len(ids), _IDS_PER_QUERY):
+                stmt = (
+                    sa.select(delivery_t)
+                    .where(delivery_t.c.notification_id.in_(ids[i : i + _IDS_PER_QUERY]))
+                    .order_by(delivery_t.c.id)
+                )
+                for row in conn.execute(stmt):
+                    d = Delivery(**row._mapping)
+                    found.setdefault(d.notification_id, []).append(d)
+        return found
+
     def get_delivery(self, delivery_id: int) -> tuple[Delivery, list[DeliveryAttempt]] | None:
         d, a = delivery_t.c, delivery_attempt_t.c
         with self._read() as conn:

@@ -74,17 +74,26 @@ def test_outbox__list_show_retry(ledger: Cli, server: Recorder, tmp_path: Path) 
         finally:
             dispatcher.close()
 
-    [dead] = ledger.json("outbox", "list", "--status", "dead")
+    [row] = ledger.json("outbox", "list", "--status", "dead")
+    assert (row["case"], row["level"], row["actor"], row["role"]) == (
+        case.id,
+        "remind",
+        OWNER,
+        "owner",
+    )
+    [dead] = row["deliveries"]
     assert (dead["recipient"], dead["channel"], dead["status"]) == (OWNER, "ops", "dead")
-    assert (dead["case_id"], dead["level"], dead["attempts_made"]) == (case.id, "remind", 1)
+    assert dead["attempts_made"] == 1
     assert ledger.json("outbox", "list", "--status", "sent") == []
+    assert ledger.json("outbox", "list", "--actor", OWNER, "--level", "remind") == [row]
+    assert ledger.json("outbox", "list", "--actor", "nobody") == []
     shown = ledger.json("outbox", "show", str(dead["id"]))
     assert [(a["outcome"], a["code"]) for a in shown["attempts"]] == [("dead", "400")]
     assert "no such hook" in shown["attempts"][0]["detail"]
     assert SECRET not in str(shown)
 
     assert "1 deliveries due again" in ledger.run("outbox", "retry", str(dead["id"])).stdout
-    [again] = ledger.json("outbox", "list")
+    [[again]] = [r["deliveries"] for r in ledger.json("outbox", "list")]
     assert (again["status"], again["attempts_made"]) == ("pending", 0)
     with Engine(url) as engine:  # refused once more: dead again
         server.script(Answer(400))
@@ -100,7 +109,7 @@ def test_outbox__list_show_retry(ledger: Cli, server: Recorder, tmp_path: Path) 
             assert dispatcher.run_once(later).delivered == 1
         finally:
             dispatcher.close()
-    [sent] = ledger.json("outbox", "list", "--status", "sent")
+    [[sent]] = [r["deliveries"] for r in ledger.json("outbox", "list", "--status", "sent")]
     assert len(ledger.json("outbox", "show", str(sent["id"]))["attempts"]) == 3
     assert len(set(server.keys())) == 1
     ledger.run("outbox", "retry", str(sent["id"]), code=3)  # a sent delivery is not retried
