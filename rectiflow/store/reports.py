@@ -107,16 +107,16 @@ class ReportRecords(SqlTransactions):
                 for r in rows:
                     if iso is not None:  # parsed as UTCDateTime parses it, without the call
                         due_at, entered = iso(r[11]) if r[11] is not None else None, iso(r[12])
-                        lookback = iso(r[22]) if r[22] is not None else None
+                        lookback = iso(r[21]) if r[21] is not None else None
                     else:
                         due_at, entered = to_time(r[11], dialect), to_time(r[12], dialect)
-                        lookback = to_time(r[22], dialect)
+                        lookback = to_time(r[21], dialect)
                     yield CaseStanding(
                         r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], bool(r[9]),
                         bool(r[10]), due_at, entered,
                         r[13], int(r[14]), int(r[15]), int(r[16]),
                         tuple(r[17].split(",")) if r[17] else (), r[18], bool(r[19]),
-                        int(r[20]), lookback, r[23], int(r[24]),
+                        int(r[20]), lookback, r[22], int(r[23]),
                     )  # fmt: skip
 
     def save_snapshot(

@@ -18,8 +18,8 @@ from loguru import logger
 from notify_servers import Answer, Recorder, closed_port, serving, smtp_server
 
 from rectiflow import Engine
-from rectiflow.notify.config import NotifyConfig, load_config
 from rectiflow.engine.escalation import recipients
+from rectiflow.notify.config import NotifyConfig, load_config
 from rectiflow.notify.dispatcher import Dispatcher
 from rectiflow.store.tables import notification_t
 

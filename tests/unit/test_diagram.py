@@ -21,8 +21,8 @@ EDGES = """\
 
 
 def test_diagram__zh(engine: Engine) -> None:
-    assert engine.diagram("rectification") == engine.diagram("rectification", 1, lang="zh")
-    assert engine.diagram("rectification", lang="zh") == (
+    assert engine.diagram("rectification") == engine.diagram("rectification", 2, lang="zh")
+    assert engine.diagram("rectification", 1, lang="zh") == (
         "stateDiagram-v2\n"
         "    %% rectification@1: 问题整改\n"
         '    state "问题识别" as identify\n'
@@ -35,7 +35,7 @@ def test_diagram__zh(engine: Engine) -> None:
 
 
 def test_diagram__en(engine: Engine) -> None:
-    assert engine.diagram("rectification", lang="en") == (
+    assert engine.diagram("rectification", 1, lang="en") == (
         "stateDiagram-v2\n"
         "    %% rectification@1: Rectification of a listed problem\n"
         '    state "Identify" as identify\n'

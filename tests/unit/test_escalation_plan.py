@@ -59,10 +59,11 @@ def test_plan__every_due_level_in_ladder_order_with_a_key_per_role(spec: Workflo
         Escalation(7, 3, "rectify", "remind", end_of(3, 10), now),
         Escalation(7, 3, "rectify", "warn", DUE, now),
     ]
-    assert list(plan.notifications) == [
-        ("remind", "owner", "esc:7:3:remind:owner"),
-        ("warn", "owner", "esc:7:3:warn:owner"),
-        ("warn", "head", "esc:7:3:warn:head"),
+    # without a directory of people, one row per role naming nobody (an import's backfill)
+    assert [(n.level, n.role, n.key, n.actor) for n in plan.notifications] == [
+        ("remind", "owner", "esc:7:3:remind:owner", None),
+        ("warn", "owner", "esc:7:3:warn:owner", None),
+        ("warn", "head", "esc:7:3:warn:head", None),
     ]
     assert (plan.next_level, plan.next_escalation_at) == (2, end_of(3, 20))
 
@@ -70,7 +71,7 @@ def test_plan__every_due_level_in_ladder_order_with_a_key_per_role(spec: Workflo
 def test_plan__starts_at_the_next_level_not_yet_recorded(spec: WorkflowSpec) -> None:
     plan = escalation.plan(RULES, spec, case(next_level=2), end_of(3, 20) + dt.timedelta(hours=1))
     assert [e.level for e in plan.escalations] == ["supervise"]
-    assert [key for _, _, key in plan.notifications] == ["esc:7:3:supervise:supervisor"]
+    assert [n.key for n in plan.notifications] == ["esc:7:3:supervise:supervisor"]
     assert plan.next_level == 3
 
 
@@ -93,7 +94,9 @@ def test_plan__always_answers_for_a_case_it_cannot_escalate(
 
 def test_keys__one_per_visit_level_role_and_per_month() -> None:
     assert escalation.escalation_key(12, 2, "warn", "head") == "esc:12:2:warn:head"
+    assert escalation.escalation_key(12, 2, "warn", "head", "李强") == "esc:12:2:warn:head:李强"
     assert escalation.dispatch_key(12, "2026-04", "owner") == "dispatch:12:2026-04:owner"
+    assert escalation.lookback_key(12, 5, "verifier", "ver") == "lookback:12:5:verifier:ver"
 
 
 def test_dispatch_month__is_the_local_month() -> None:

@@ -48,11 +48,17 @@ def test_escalate__levels_fire_in_ladder_order(engine: Engine, case_id: int) -> 
     assert {(e.state, e.visit) for e in rows} == {("identify", 1)}
     case = engine.get_case(case_id)
     assert (case.next_level, case.next_escalation_at) == (3, end_of(3, 30))
-    assert [(n.level, n.role, n.key) for n in engine.store.list_notifications(case_id)] == [
-        ("remind", "owner", f"esc:{case_id}:1:remind:owner"),
-        ("warn", "owner", f"esc:{case_id}:1:warn:owner"),
-        ("warn", "head", f"esc:{case_id}:1:warn:head"),
-        ("supervise", "supervisor", f"esc:{case_id}:1:supervise:supervisor"),
+    # One outbox row per person, found nearest the case's unit (DIST); supervise raises the
+    # case to CITY (rectification@2), whose supervisor hears of it.
+    assert [e.raised_to for e in rows] == [None, None, "CITY"]
+    assert case.supervising_unit == "CITY"
+    assert [
+        (n.level, n.role, n.actor, n.key) for n in engine.store.list_notifications(case_id)
+    ] == [
+        ("remind", "owner", "own", f"esc:{case_id}:1:remind:owner:own"),
+        ("warn", "owner", "own", f"esc:{case_id}:1:warn:owner:own"),
+        ("warn", "head", "head", f"esc:{case_id}:1:warn:head:head"),
+        ("supervise", "supervisor", "city_sup", f"esc:{case_id}:1:supervise:supervisor:city_sup"),
     ]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import pytest
 
 from rectiflow import ConflictError, NotFound, ValidationError
 from rectiflow.engine import history
+from rectiflow.engine.escalation import Notice
 from rectiflow.engine.storage import EscalationPlan, NewCase, Store
 from rectiflow.engine.types import Case, Escalation, WorkflowRecord
 from rectiflow.store import open_store
@@ -201,10 +202,10 @@ def test_store__list_cases(store: Store) -> None:
 
 
 def plan_all(level: str = "remind", next_at: dt.datetime | None = None) -> Any:
-    def plan(case: Case) -> EscalationPlan:
+    def plan(case: Case, co_units: Sequence[str] = ()) -> EscalationPlan:
         esc = Escalation(case.id, case.visit, case.state, level, NOW, NOW)
         key = f"esc:{case.id}:{case.visit}:{level}:owner"
-        return EscalationPlan([esc], [(level, "owner", key)], 1, next_at)
+        return EscalationPlan([esc], [Notice(level, "owner", key, "own")], 1, next_at)
 
     return plan
 
@@ -242,10 +243,10 @@ def test_store__escalate_batch_writes_nothing_when_planning_fails(store: Store) 
     open_case(store)
     open_case(store)
 
-    def plan(case: Case) -> EscalationPlan:
+    def plan(case: Case, co_units: Sequence[str]) -> EscalationPlan:
         if case.id == 2:
             raise RuntimeError("no plan")
-        return plan_all()(case)
+        return plan_all()(case, co_units)  # type: ignore[no-any-return]
 
     with pytest.raises(RuntimeError, match="no plan"):
         store.escalate_batch(NOW + dt.timedelta(days=3), 10, plan)
@@ -256,10 +257,20 @@ def test_store__escalate_batch_writes_nothing_when_planning_fails(store: Store) 
 
 def test_store__notifications_are_written_once_per_key(store: Store) -> None:
     a, b = open_case(store), open_case(store)
-    rows = [(a.id, "dispatch", None, "owner", "k1"), (b.id, "dispatch", None, "head", "k2")]
+    rows = [
+        (a.id, "dispatch", None, "owner", "k1", "own"), (b.id, "dispatch", None, "head", "k2", None)
+    ]  # fmt: skip
     assert store.add_notifications(rows, NOW) == 2
-    assert store.add_notifications([*rows, (a.id, "dispatch", None, "owner", "k3")], NOW) == 1
+    assert (
+        store.add_notifications([*rows, (a.id, "dispatch", None, "owner", "k3", "own")], NOW) == 1
+    )
     assert store.add_notifications([], NOW) == 0
+    assert [(n.key, n.actor) for n in store.list_notifications()] == [
+        ("k1", "own"),
+        ("k2", None),
+        ("k3", "own"),
+    ]
+    assert [n.key for n in store.list_notifications(actor="own")] == ["k1", "k3"]
     assert [n.key for n in store.list_notifications()] == ["k1", "k2", "k3"]
     assert [n.key for n in store.list_notifications(case_id=a.id)] == ["k1", "k3"]
     assert store.list_notifications(kind="escalation") == []

@@ -72,8 +72,8 @@ def state(name: str, **changes: Any) -> CaseFacts:
 
 def test_categories__in_the_issues_order() -> None:
     assert [c.key for c in CATEGORIES] == [
-        "dismissed", "closed", "awaiting_acceptance", "done_not_submitted", "paused",
-        "long_term", "overdue", "behind_schedule", "on_schedule",
+        "dismissed", "closed", "exempted", "awaiting_acceptance", "done_not_submitted",
+        "paused", "long_term", "overdue", "behind_schedule", "on_schedule",
     ]  # fmt: skip
     assert [c.key for c in CATEGORIES if c.completed] == [
         "closed",
@@ -212,21 +212,31 @@ def test_behind_schedule__more_done_is_never_more_behind(
 
 
 def test_insert_category__a_new_condition_is_one_inserted_rule() -> None:
-    exempted = Category("exempted", "豁免", True, False, lambda f, now: f.source == "豁免")
-    registry = insert_category(exempted, before="paused")
+    audited = Category("audited", "审计发现", True, False, lambda f, now: f.source == "审计")
+    registry = insert_category(audited, before="paused")
     keys = [c.key for c in registry]
-    assert keys.index("exempted") == keys.index("paused") - 1
-    case = facts(source="豁免", paused=True)
-    assert categorize(case, MID, registry) == "exempted"
+    assert keys.index("audited") == keys.index("paused") - 1
+    case = facts(source="审计", paused=True)
+    assert categorize(case, MID, registry) == "audited"
     assert categorize(case, MID) == "paused"  # the shipped registry is untouched
     tally = Tally(registry=registry)
-    tally.add(case, "exempted")
-    assert list(tally.categories)[4] == "exempted"
+    tally.add(case, "audited")
+    assert list(tally.categories)[5] == "audited"
     assert tally.total == 1
     with pytest.raises(ValueError, match="already registered"):
-        insert_category(exempted, before="closed", categories=registry)
+        insert_category(audited, before="paused", categories=registry)
+
+
+def test_categories__an_exempted_case_is_its_own_category() -> None:
+    late = facts(due_at=ENTERED + dt.timedelta(days=1), exempted=True, light=None)
+    assert categorize(late, MID) == "exempted"  # not overdue: 容错免责
+    assert categorize(state("verify", exempted=True), MID) == "exempted"
+    assert categorize(state("closed", exempted=False), MID) == "closed"
+    again = Category("exempted", "豁免", True, False, lambda f, now: False)
+    with pytest.raises(ValueError, match="already registered"):
+        insert_category(again, before="closed")
     with pytest.raises(ValueError, match="no category 'nope'"):
-        insert_category(exempted, before="nope")
+        insert_category(dataclasses.replace(again, key="other"), before="nope")
 
 
 def test_categorize__no_rule_applies() -> None:
@@ -255,8 +265,9 @@ def test_tally__the_issues_breakdown() -> None:
     for case in provincial_ledger():
         tally.add(case, categorize(case, MID))
     assert tally.categories == {
-        "dismissed": 2, "closed": 33, "awaiting_acceptance": 10, "done_not_submitted": 4,
-        "paused": 0, "long_term": 0, "overdue": 1, "behind_schedule": 4, "on_schedule": 0,
+        "dismissed": 2, "closed": 33, "exempted": 0, "awaiting_acceptance": 10,
+        "done_not_submitted": 4, "paused": 0, "long_term": 0, "overdue": 1,
+        "behind_schedule": 4, "on_schedule": 0,
     }  # fmt: skip
     assert (tally.total, tally.completed) == (52, 47)
     assert tally.completion_rate == 47 / 52
@@ -276,6 +287,8 @@ def test_tally__empty_has_every_key() -> None:
         "total": 0, "completed": 0, "completion_rate": 0.0,
         "categories": {c.key: 0 for c in CATEGORIES},
         "lights": {"green": 0, "yellow": 0, "red": 0}, "escalations": {},
+        "loop": {"relapses": 0, "lookbacks_due": 0, "lookbacks_done": 0,
+                 "extensions_approved": 0},
     }  # fmt: skip
     assert list(Tally(ladder=LADDER).escalations) == list(LADDER)
 
@@ -384,7 +397,7 @@ def test_default_scheme__the_shipped_weights_and_tiers() -> None:
     assert dict(scheme.weights) == {
         "completion_rate": 100, "overdue_rate": -40, "behind_schedule_rate": -20,
         "remind_rate": 0, "warn_rate": -2, "supervise_rate": -5, "notify_public_rate": -10,
-        "accountability_rate": -20,
+        "accountability_rate": -20, "relapses_rate": -20, "extensions_approved_rate": 0,
     }  # fmt: skip
     assert scheme.tiers == (Tier("第一档", share=0.3), Tier("第二档", share=0.5), Tier("第三档"))
     assert parse_scheme(DEFAULT_SCHEME_YAML) == scheme
@@ -399,6 +412,9 @@ def test_unit_figures__rates_over_the_units_total() -> None:
         "total", "completed", "completion_rate", "closed_rate", "awaiting_acceptance_rate",
         "done_not_submitted_rate", "paused_rate", "long_term_rate", "overdue_rate",
         "behind_schedule_rate", "on_schedule_rate", *(f"{level}_rate" for level in LADDER),
+        "exempted_rate", "relapses", "relapses_rate", "lookbacks_due", "lookbacks_due_rate",
+        "lookbacks_done", "lookbacks_done_rate", "extensions_approved",
+        "extensions_approved_rate",
     }  # fmt: skip
     assert figures["total"] == 52
     assert figures["completed"] == 47
@@ -410,6 +426,29 @@ def test_unit_figures__rates_over_the_units_total() -> None:
     assert unit_figures(Tally())["completion_rate"] == 0.0
     expected = 100 * 47 / 52 - 40 / 52 - 20 * 4 / 52 - 2 / 52 - 5 / 52
     assert score(figures, default_scheme()) == pytest.approx(expected)
+
+
+def test_unit_figures__exempted_cases_carry_no_penalty_and_relapses_weigh() -> None:
+    tally = Tally(ladder=LADDER)
+    cases = [
+        facts(due_at=ENTERED + dt.timedelta(days=1), light="red"),  # overdue
+        facts(due_at=ENTERED + dt.timedelta(days=1), exempted=True, light=None),
+        state("closed", relapses=2, lookback_done=True),
+        state("closed", lookback_due=True, extensions_approved=1),
+    ]
+    for case in cases:
+        tally.add(case, categorize(case, MID))
+    figures = unit_figures(tally)
+    # 3 cases count: the exempted one neither helps nor hurts
+    assert (figures["total"], figures["overdue_rate"]) == (4, 1 / 3)
+    assert figures["completion_rate"] == 2 / 3
+    assert (figures["relapses"], figures["relapses_rate"]) == (2, 2 / 3)
+    assert (figures["lookbacks_due"], figures["lookbacks_done"]) == (1, 1)
+    assert figures["extensions_approved"] == 1
+    without_exempted = Tally(ladder=LADDER)
+    for case in cases[:1] + cases[2:]:
+        without_exempted.add(case, categorize(case, MID))
+    assert unit_figures(without_exempted)["overdue_rate"] == figures["overdue_rate"]
 
 
 def test_score__missing_figures_count_zero() -> None:

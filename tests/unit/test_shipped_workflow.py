@@ -1,4 +1,5 @@
-"""The shipped workflow `rectification` v1 is exactly the one the ledger rules prescribe."""
+"""The shipped workflow `rectification` v1 is exactly the one the ledger rules prescribe;
+v2 is v1 with the loop after the lifecycle (look-back, relapse, raising levels)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ def wd(n: int) -> Duration:
 
 def test_shipped__registered_at_init(engine: Engine) -> None:
     records = engine.list_workflows()
-    assert [(r.name, r.version) for r in records] == [("rectification", 1)]
-    assert engine.init()[0].digest == records[0].digest  # init again: nothing changes
-    assert len(engine.list_workflows()) == 1
+    assert [(r.name, r.version) for r in records] == [("rectification", 1), ("rectification", 2)]
+    assert [r.digest for r in engine.init()] == [r.digest for r in records]  # nothing changes
+    assert len(engine.list_workflows()) == 2
 
 
 def test_shipped__states_labels_and_slas(engine: Engine) -> None:
@@ -71,8 +72,39 @@ def test_shipped__roles_and_permissions(engine: Engine) -> None:
         "complete_measure": ("owner",),
         "pause": ("supervisor",),
         "note": ("owner", "head", "supervisor"),
+        # the actions of the loop after the lifecycle, by their defaults
+        "lookback": ("verifier", "supervisor"),
+        "extend": ("owner",),
+        "decide_extension": ("supervisor",),
+        "exempt": ("supervisor",),
     }
+    assert spec.lookback is None
+    assert not any(level.raises for level in spec.ladder)
 
 
 def test_shipped__latest_version_is_the_default(engine: Engine) -> None:
-    assert engine.workflow("rectification") == engine.workflow("rectification", 1)
+    assert engine.workflow("rectification") == engine.workflow("rectification", 2)
+
+
+def test_shipped__v2_is_v1_and_the_loop(engine: Engine) -> None:
+    v1, v2 = engine.workflow("rectification", 1), engine.workflow("rectification", 2)
+    assert (v2.states, v2.roles, v2.initial, v2.due_state) == (
+        v1.states,
+        v1.roles,
+        v1.initial,
+        v1.due_state,
+    )
+    assert v2.lookback is not None
+    assert (v2.lookback.after, v2.lookback.notify) == (Duration(90, Unit.DAYS), ("verifier",))
+    assert (v2.lookback.state, v2.lookback.relapse) == ("closed", "relapse")
+    assert v2.transition("relapse", "closed") == TransitionSpec(
+        "relapse", "closed", "rectify", ("verifier", "supervisor"), (), ("comment",)
+    )
+    accept = v2.transition("accept", "verify")
+    assert accept is not None
+    assert accept.distinct_from == ("submit",)
+    assert [(lv.level, lv.offset, lv.raises) for lv in v2.ladder] == [
+        (lv.level, lv.offset, lv.level in ("supervise", "notify_public")) for lv in v1.ladder
+    ]
+    assert v2.permissions["lookback"] == ("verifier", "supervisor")
+    assert sorted(v2.extendable_states) == ["identify", "plan", "rectify"]

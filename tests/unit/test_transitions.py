@@ -189,7 +189,13 @@ def test_fire__accept(engine: Engine) -> None:
     case = at_state(engine, "verify")
     moved = engine.fire(case.id, "accept", "ver", now=T1)
     assert moved.state == "closed"
-    assert (moved.due_at, moved.next_escalation_at) == (None, None)
+    # no deadline; the sweep's next work is the look-back, 90 days on (rectification@2)
+    lookback = end_of_day(2026, 3, 3) + dt.timedelta(days=90)
+    assert (moved.due_at, moved.lookback_due_at, moved.next_escalation_at) == (
+        None,
+        lookback,
+        lookback,
+    )
     assert_moved(engine, case, moved, "accept", "ver")
 
 
@@ -244,7 +250,8 @@ def test_refusal__trigger_not_valid_from_the_state(engine: Engine) -> None:
 
 
 @pytest.mark.parametrize(
-    ("state", "hint"), [("closed", "(valid now: reopen)"), ("dismissed", "(it is a final state)")]
+    ("state", "hint"),
+    [("closed", "(valid now: reopen, relapse)"), ("dismissed", "(it is a final state)")],
 )
 def test_refusal__trigger_from_a_final_state(engine: Engine, state: str, hint: str) -> None:
     case = at_state(engine, state)
@@ -260,7 +267,7 @@ def test_refusal__unknown_trigger(engine: Engine) -> None:
         engine, case.id, TransitionRejected, lambda: engine.fire(case.id, "approve", "rev", now=T1)
     )
     assert str(error) == (
-        "cannot approve case 1 in state plan: workflow rectification@1 has no trigger 'approve'"
+        "cannot approve case 1 in state plan: workflow rectification@2 has no trigger 'approve'"
     )
 
 
@@ -432,8 +439,8 @@ def test_triggers__by_state_and_role(engine: Engine) -> None:
     assert names(engine, identify.id, "city_sup") == ["confirm", "dismiss"]
     assert names(engine, identify.id, "rev") == []
     closed = at_state(engine, "closed")
-    assert names(engine, closed.id, "sup") == ["reopen"]
-    assert names(engine, closed.id, "ver") == []
+    assert names(engine, closed.id, "sup") == ["reopen", "relapse"]
+    assert names(engine, closed.id, "ver") == ["relapse"]
     verify = at_state(engine, "verify")
     assert names(engine, verify.id, "ver") == ["accept", "reject"]
     dismissed = at_state(engine, "dismissed")
