@@ -42,6 +42,15 @@ class Views(Cases):
             cases = [c for c in cases if self.light(c, now) is wanted]
         return cases
 
+    def find_cases(
+        self, *, limit: int | None = None, offset: int = 0, **filters: Any
+    ) -> list[Case]:
+        """One page of the cases that pass every filter given, by id: ``unit_paths``,
+        ``state``, ``severity``, ``source``, ``category``, ``text``, ``opened_since``,
+        ``opened_before``, ``overdue_at``, ``include_co``, ``supervised_by`` (the unit a
+        case was raised to, or its own): see ``Store.find_cases``."""
+        return self.store.find_cases(limit=limit, offset=offset, **filters)
+
     def light(self, case: Case, now: dt.datetime | None = None) -> Light | None:
         """green, yellow or red at ``now``; None for a final or paused case."""
         spec = self.workflow(case.workflow, case.workflow_version)

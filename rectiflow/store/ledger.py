@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from rectiflow.engine.errors import ValidationError
-from rectiflow.engine.storage import ImportedCase, ref_key
+from rectiflow.engine.storage import ImportedCase, NewCase, ref_key
 from rectiflow.engine.types import Case
 from rectiflow.store.reads import _IDS_PER_QUERY, SELECT_CASE, case_of
 from rectiflow.store.tables import case_co_unit_t, case_t, escalation_t, history_t, measure_t
@@ -16,7 +17,12 @@ from rectiflow.store.transactions import SqlTransactions
 
 _CASES_PER_CHUNK = 1000  # imported cases written per executemany
 
-_CASE_KEYS = [c.key for c in case_t.c]
+# The columns an import writes (the others, of the loop after the lifecycle, keep their
+# defaults: an imported case was never raised, exempted or looked back at here).
+_CASE_KEYS = [
+    *(f.name for f in dataclasses.fields(NewCase) if f.name != "co_units"),
+    "id", "ref_key", "history_seq", "last_hash",
+]  # fmt: skip
 _HISTORY_KEYS = [c.key for c in history_t.c if c.key != "id"]
 _MEASURE_KEYS = ["case_id", "text", "owner", "due", "done_at"]
 _ESCALATION_KEYS = ["case_id", "visit", "state", "level", "due_at", "fired_at", "backfilled"]

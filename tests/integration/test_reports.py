@@ -29,8 +29,8 @@ NOW = local(2026, 3, 20, 10)  # the report's clock
 LATE_DUE = dt.date(2026, 4, 30)  # the rectify deadline of the cases still at work
 ZERO_LEVELS = {"remind": 0, "warn": 0, "supervise": 0, "notify_public": 0, "accountability": 0}
 KEYS = [
-    "dismissed", "closed", "awaiting_acceptance", "done_not_submitted", "paused", "long_term",
-    "overdue", "behind_schedule", "on_schedule",
+    "dismissed", "closed", "exempted", "awaiting_acceptance", "done_not_submitted", "paused",
+    "long_term", "overdue", "behind_schedule", "on_schedule",
 ]  # fmt: skip
 
 
@@ -206,7 +206,7 @@ def test_progress__every_format_says_the_same_numbers(
         total = next(line for line in lines if line.startswith("| 合计 |"))
         cells = [c.strip() for c in total.strip("|").split("|")]
         assert cells[:4] == ["合计", "52", "47", "90.4%"]
-        assert cells[4:13] == ["2", "33", "10", "4", "0", "0", "1", "4", "0"]
+        assert cells[4:14] == ["2", "33", "0", "10", "4", "0", "0", "1", "4", "0"]
         assert "| 问题总数 | 52 |" in text
         assert any(line.startswith("| City 1 | 21 | 18 | 85.7% |") for line in lines)
     elif fmt == "xlsx":
@@ -230,7 +230,7 @@ def test_progress__every_format_says_the_same_numbers(
         )
         (chart,) = sheet._charts
         assert (chart.tagname, chart.grouping) == ("barChart", "stacked")
-        assert len(chart.series) == 8
+        assert len(chart.series) == 9
         summary = {r[0].value: r[1].value for r in book["概况"].iter_rows() if r[0].value}
         assert (summary["问题总数"], summary["已完成整改"], summary["已销号"]) == (52, 47, 33)
         assert summary["督办"] == 1

@@ -44,9 +44,10 @@ def _footprint(engine: Engine, case_id: int) -> tuple[object, ...]:
 
 def test_init__idempotent(engine: Engine) -> None:
     engine.add_unit("HQ", "Headquarters")
-    assert [(w.name, w.version) for w in engine.init()] == [("rectification", 1)]
+    shipped = [("rectification", 1), ("rectification", 2)]
+    assert [(w.name, w.version) for w in engine.init()] == shipped
     engine.init()
-    assert [(w.name, w.version) for w in engine.list_workflows()] == [("rectification", 1)]
+    assert [(w.name, w.version) for w in engine.list_workflows()] == shipped
     assert [u.code for u in engine.list_units()] == ["HQ"]
 
 
@@ -100,7 +101,7 @@ def test_register_workflow__same_content_accepted(engine: Engine) -> None:
     again = engine.register_workflow(PINGPONG, "pingpong.yaml")
     assert (again.name, again.version, again.digest) == (first.name, first.version, first.digest)
     records = [(w.name, w.version) for w in engine.list_workflows()]
-    assert records == [("pingpong", 1), ("rectification", 1)]
+    assert records == [("pingpong", 1), ("rectification", 1), ("rectification", 2)]
 
 
 def test_register_workflow__changed_content_refused(engine: Engine) -> None:
@@ -122,7 +123,7 @@ def test_open_case__initial_state_deadline_and_history(ledger: Engine) -> None:
         source="audit", description="three weeks per permit", now=MONDAY,
     )  # fmt: skip
     assert (case.state, case.version, case.workflow, case.workflow_version) == (
-        "identify", 1, "rectification", 1,
+        "identify", 1, "rectification", 2,
     )  # fmt: skip
     assert (case.title, case.severity, case.category, case.source) == (
         "slow approvals", "high", "service", "audit",
@@ -182,7 +183,8 @@ def test_lifecycle__identify_to_closed(ledger: Engine, tmp_path: Path) -> None:
     assert (rejected.state, rejected.visit) == ("rectify", 5)
     ledger.fire(case_id, "submit", "own", now=local(2025, 3, 27))
     closed = ledger.fire(case_id, "accept", "ver", now=local(2025, 3, 28))
-    assert (closed.state, closed.due_at, closed.next_escalation_at) == ("closed", None, None)
+    lookback = end_of_day(2025, 3, 28) + dt.timedelta(days=90)  # 回头看 (rectification@2)
+    assert (closed.state, closed.due_at, closed.next_escalation_at) == ("closed", None, lookback)
 
     entries = ledger.history(case_id)
     assert [(e.seq, e.trigger, e.source, e.dest) for e in entries] == [
@@ -204,7 +206,7 @@ def test_lifecycle__identify_to_closed(ledger: Engine, tmp_path: Path) -> None:
     assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
     assert ledger.verify_history(case_id) == 11
     assert [m.done for m in ledger.measures(case_id)] == [True, True]
-    assert [t.trigger for t in ledger.triggers(case_id, "sup")] == ["reopen"]
+    assert [t.trigger for t in ledger.triggers(case_id, "sup")] == ["reopen", "relapse"]
     with pytest.raises(TransitionRejected):
         ledger.add_measure(case_id, "own", "too late", now=local(2025, 3, 29))
     view = ledger.case_view(case_id, now=local(2025, 3, 29))
@@ -410,9 +412,9 @@ def test_notes_and_dispatch__once_per_month(ledger: Engine) -> None:
     assert ledger.dispatch_reminders(local(2025, 4, 3)) == 0
     outbox = ledger.store.list_notifications(kind="dispatch")
     assert [(n.case_id, n.role, n.key) for n in outbox] == [
-        (silent, "owner", f"dispatch:{silent}:2025-03:owner"),
-        (noted, "owner", f"dispatch:{noted}:2025-04:owner"),
-        (silent, "owner", f"dispatch:{silent}:2025-04:owner"),
+        (silent, "owner", f"dispatch:{silent}:2025-03:owner:own"),
+        (noted, "owner", f"dispatch:{noted}:2025-04:owner:own"),
+        (silent, "owner", f"dispatch:{silent}:2025-04:owner:own"),
     ]
     assert ledger.dispatch_reminders(local(2025, 4, 3), roles=("owner", "head")) == 2
 
