@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -106,20 +107,23 @@ def escalation_key(
     case_id: int, visit: int, level: str, role: str, actor: str | None = None
 ) -> str:
     """The outbox key of one ladder level's notice to one person (or to nobody) in a role."""
-    key = f"esc:{case_id}:{visit}:{level}:{role}"
-    return key if actor is None else f"{key}:{actor}"
+    return _with_person(f"esc:{case_id}:{visit}:{level}:{role}", actor)
 
 
 def lookback_key(case_id: int, visit: int, role: str, actor: str | None = None) -> str:
     """The outbox key of one look-back notice (once per closing, per person)."""
-    key = f"lookback:{case_id}:{visit}:{role}"
-    return key if actor is None else f"{key}:{actor}"
+    return _with_person(f"lookback:{case_id}:{visit}:{role}", actor)
 
 
 def dispatch_key(case_id: int, period: str, role: str, actor: str | None = None) -> str:
     """The outbox key of one monthly reminder (``period`` is ``YYYY-MM``) to one person."""
-    key = f"dispatch:{case_id}:{period}:{role}"
-    return key if actor is None else f"{key}:{actor}"
+    return _with_person(f"dispatch:{case_id}:{period}:{role}", actor)
+
+
+def _with_person(key: str, actor: str | None) -> str:
+    # ASCII: a key travels in HTTP headers (Idempotency-Key) and mail headers, and a name
+    # is mostly Chinese; percent-encoding keeps it unique and readable back.
+    return key if actor is None else f"{key}:{urllib.parse.quote(actor, safe='')}"
 
 
 def dispatch_month(now: dt.datetime, tz: ZoneInfo) -> tuple[dt.datetime, str]:

@@ -96,9 +96,12 @@ def test_lists__json_everywhere(ledger: Cli) -> None:
         "email": None, "mobile": None, "dingtalk_id": None, "wecom_id": None,
     }  # fmt: skip
     assert by_name["李强"]["units"] == ["HRB"]
-    (workflow,) = workflows.json()
-    assert (workflow["name"], workflow["version"]) == ("rectification", 1)
-    assert len(workflow["sha256"]) == 64
+    shipped = workflows.json()
+    assert [(w["name"], w["version"]) for w in shipped] == [
+        ("rectification", 1),
+        ("rectification", 2),
+    ]
+    assert all(len(w["sha256"]) == 64 for w in shipped)
     year = calendar.json()
     assert year["year"] == 2026
     assert not year["provisional"]

@@ -94,7 +94,9 @@ def test_plan__always_answers_for_a_case_it_cannot_escalate(
 
 def test_keys__one_per_visit_level_role_and_per_month() -> None:
     assert escalation.escalation_key(12, 2, "warn", "head") == "esc:12:2:warn:head"
-    assert escalation.escalation_key(12, 2, "warn", "head", "李强") == "esc:12:2:warn:head:李强"
+    assert escalation.escalation_key(12, 2, "warn", "head", "李强") == (
+        "esc:12:2:warn:head:%E6%9D%8E%E5%BC%BA"  # ASCII: keys travel in HTTP headers
+    )
     assert escalation.dispatch_key(12, "2026-04", "owner") == "dispatch:12:2026-04:owner"
     assert escalation.lookback_key(12, 5, "verifier", "ver") == "lookback:12:5:verifier:ver"
 

@@ -237,7 +237,8 @@ def test_workflow__unknown_transition_key(engine: Engine) -> None:
 def test_workflow__unknown_level_key(engine: Engine) -> None:
     error = refusal(engine, edit("    offset: 0\n", "    offset: 0\n    notfy: [author]\n"))
     assert str(error) == (
-        "bad.yaml:40: escalation[1].notfy: unknown key 'notfy' (allowed: level, notify, offset, raise)"
+        "bad.yaml:40: escalation[1].notfy: unknown key 'notfy' "
+        "(allowed: level, notify, offset, raise)"
     )
 
 
