@@ -12,7 +12,8 @@ The rules, per case:
   entries all carry data has ``version`` = its number of entries. Before schema 0007,
   measures moved the version outside the chain: for such a case ``version`` >= entries.
 - The editable fields (``EDITABLE``) are the ``open``/``import`` entry's ``fields`` with
-  every ``edit`` entry's ``changes`` applied, in order.
+  every ``edit`` entry's ``changes`` applied, in order (an ``extension_approved`` entry
+  carries its change of ``due`` the same way).
 - Each measure and note is the one its ``measure_added``/``measure_done``/``note`` entry
   (or the ``import`` entry's ``measures``) recorded: text, done time, evidence path and
   SHA-256.
