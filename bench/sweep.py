@@ -5,8 +5,9 @@ store's tables; the database is copied; then ``Engine.escalate_due(now)`` sweeps
 in a child process (so its peak RSS is its own) and a hand-written raw-SQL sweep does the
 same claims and inserts on the other: batches of the same size, BEGIN IMMEDIATE (SQLite)
 or FOR UPDATE SKIP LOCKED (PostgreSQL), SELECT the due cases joined with their unit, INSERT
-each level ON CONFLICT DO NOTHING, INSERT the notifications, UPDATE the case's next level,
-COMMIT; until a batch comes back short.
+each level ON CONFLICT DO NOTHING (a raising level with the unit above), INSERT one
+notification per person (each role's people found nearest first, once per role and unit),
+UPDATE the case's next level (and supervising unit), COMMIT; until a batch comes back short.
 
     python bench/sweep.py [--cases 100000] [--db URL] [--rss-at 20000] [--idle 20]
 
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 
 # Run as a script: the repository root goes on sys.path (for `bench.common`).
@@ -53,14 +55,16 @@ from rectiflow.store.tables import case_t, escalation_t, history_t, notification
 
 BATCH = 500  # Engine.escalate_due's default batch size
 SEVERITIES = ("high", "medium", "low")
-# The shipped ladder: (level, offset in working days, roles notified)
+# The shipped ladder (rectification@2): (level, offset in working days, roles notified,
+# whether it raises the case to the unit above)
 LADDER = [
-    ("remind", -3, ("owner",)),
-    ("warn", 0, ("owner", "head")),
-    ("supervise", 5, ("supervisor",)),
-    ("notify_public", 15, ("supervisor",)),
-    ("accountability", 30, ("supervisor",)),
+    ("remind", -3, ("owner",), False),
+    ("warn", 0, ("owner", "head"), False),
+    ("supervise", 5, ("supervisor",), True),
+    ("notify_public", 15, ("supervisor",), True),
+    ("accountability", 30, ("supervisor",), False),
 ]
+SUPERVISING_ROLES = {"supervisor"}  # found from the unit a case was raised to
 
 
 # --- the ledger -----------------------------------------------------------------------------
@@ -108,15 +112,19 @@ def build(url: str, count: int, now: dt.datetime) -> None:
                 conn.exec_driver_sql("SELECT setval('rcase_id_seq', (SELECT max(id) FROM rcase))")
 
 
-def outcome(url: str) -> tuple[int, int, int]:
-    """(escalation rows, notification rows, sum of next levels): equal after both sweeps."""
+def outcome(url: str) -> tuple[int, ...]:
+    """(escalation rows, notification rows and those naming a person, sum of next levels,
+    raised cases): equal after both sweeps."""
     engine = sa.create_engine(url)
+    n = notification_t.c
     try:
         with engine.connect() as conn:
             return (
                 conn.execute(sa.select(sa.func.count()).select_from(escalation_t)).scalar_one(),
                 conn.execute(sa.select(sa.func.count()).select_from(notification_t)).scalar_one(),
+                conn.execute(sa.select(sa.func.count(n.actor))).scalar_one(),
                 int(conn.execute(sa.select(sa.func.sum(case_t.c.next_level))).scalar_one()),
+                conn.execute(sa.select(sa.func.count(case_t.c.supervising_unit))).scalar_one(),
             )
     finally:
         engine.dispose()
@@ -193,22 +201,31 @@ CLAIM = (
     "rcase.version, rcase.created_at, rcase.stage_entered_at, rcase.due_at, "
     "rcase.due_provisional, rcase.due, rcase.visit, rcase.next_level, "
     "rcase.next_escalation_at, rcase.paused_at, rcase.pause_credit, rcase.history_seq, "
-    "rcase.last_hash, unit.path AS unit_path "
+    "rcase.last_hash, rcase.supervising_unit, unit.path AS unit_path "
     "FROM rcase JOIN unit ON unit.code = rcase.unit "
     "WHERE rcase.next_escalation_at <= ? AND rcase.paused_at IS NULL "
     "ORDER BY rcase.next_escalation_at LIMIT ?"
 )
-ID, STATE, DUE_AT, VISIT, NEXT_LEVEL = 0, 9, 13, 16, 17
+ID, UNIT, STATE, DUE_AT, VISIT, NEXT_LEVEL, SUPERVISING_UNIT = 0, 3, 9, 13, 16, 17, 23
 INSERT_ESCALATION = (
-    "INSERT INTO escalation (case_id, visit, state, level, due_at, fired_at) "
-    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+    "INSERT INTO escalation (case_id, visit, state, level, due_at, fired_at, raised_to) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
 INSERT_NOTIFICATION = (
-    'INSERT INTO notification (case_id, kind, level, role, created_at, "key") '
-    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+    'INSERT INTO notification (case_id, kind, level, role, actor, created_at, "key") '
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
 NEXT_LEVEL_SQL = (
     "UPDATE rcase SET next_level=?, next_escalation_at=? WHERE rcase.id = ? AND rcase.visit = ?"
+)
+RAISED_SQL = (
+    "UPDATE rcase SET next_level=?, next_escalation_at=?, supervising_unit=? "
+    "WHERE rcase.id = ? AND rcase.visit = ?"
+)
+UNITS_SQL = "SELECT code, parent FROM unit"
+ACTORS_SQL = (
+    "SELECT actor.name, actor.roles, actor_unit.unit FROM actor "
+    "LEFT JOIN actor_unit ON actor_unit.actor = actor.name"
 )
 NEXT_DUE = "SELECT min(rcase.next_escalation_at) FROM rcase WHERE rcase.paused_at IS NULL"
 
@@ -224,42 +241,81 @@ class RawSweep:
         self.insert_escalation = self.db.sql(INSERT_ESCALATION)
         self.insert_notification = self.db.sql(INSERT_NOTIFICATION)
         self.next_level = self.db.sql(NEXT_LEVEL_SQL)
+        self.raised = self.db.sql(RAISED_SQL)
+        self.parents: dict[str, str | None] = {}
+        self.people: dict[tuple[str, str], list[str]] = {}  # (role, unit): nearest holders
         self.fired = 0
         self.seconds = 0.0
         self.done = False
+
+    def directory(self) -> None:
+        """The unit tree and who holds which role where, read once per sweep (as the
+        Engine does) and resolved nearest first once per (role, unit)."""
+        cur = self.db.cursor
+        self.parents = dict(cur.execute(UNITS_SQL).fetchall())
+        bound: dict[str, set[str]] = {}
+        roles_of: dict[str, list[str]] = {}
+        for name, roles, unit in cur.execute(ACTORS_SQL).fetchall():
+            roles_of[name] = roles.split(",")
+            if unit is not None:
+                bound.setdefault(name, set()).add(unit)
+        for role in {r for roles in roles_of.values() for r in roles}:
+            holders = [name for name, roles in roles_of.items() if role in roles]
+            for unit in self.parents:
+                found: list[str] = []
+                at: str | None = unit
+                while at is not None and not found:
+                    found = [h for h in holders if at in bound.get(h, ())]
+                    at = self.parents[at]
+                self.people[role, unit] = found or [h for h in holders if h not in bound]
 
     def batch(self) -> None:
         """Claim and record one batch; after a short one, ask for the next due time."""
         start = time.perf_counter()
         db, cur, now = self.db, self.db.cursor, self.now
         db.begin()
+        if not self.parents:
+            self.directory()
         rows = cur.execute(self.claim, (db.time(now), BATCH)).fetchall()
         for row in rows:
-            case_id, visit, state = row[ID], row[VISIT], row[STATE]
+            case_id, visit, state, unit = row[ID], row[VISIT], row[STATE], row[UNIT]
+            supervising = row[SUPERVISING_UNIT]
             due_at = db.parse_time(row[DUE_AT])
             assert due_at is not None  # every claimed case is open
-            index, next_at = row[NEXT_LEVEL], None
+            index, next_at, raised = row[NEXT_LEVEL], None, False
             notes: list[tuple[object, ...]] = []
             while index < len(LADDER):
-                level, offset, roles = LADDER[index]
+                level, offset, roles, raises = LADDER[index]
                 at = self.calendar.add_workdays(due_at, offset)[0]
                 if at > now:
                     next_at = at
                     break
+                raised_to = None
+                if raises and self.parents.get(supervising or unit) is not None:
+                    supervising = raised_to = self.parents[supervising or unit]
+                    raised = True
                 cur.execute(
                     self.insert_escalation,
-                    (case_id, visit, state, level, db.time(at), db.time(now)),
+                    (case_id, visit, state, level, db.time(at), db.time(now), raised_to),
                 )
                 self.fired += cur.rowcount
-                notes.extend(
-                    (case_id, "escalation", level, role, db.time(now),
-                     f"esc:{case_id}:{visit}:{level}:{role}")
-                    for role in roles
-                )  # fmt: skip
+                for role in roles:
+                    start_at = (supervising or unit) if role in SUPERVISING_ROLES else unit
+                    people: list[str | None] = list(self.people.get((role, start_at), []))
+                    for person in people or [None]:
+                        key = f"esc:{case_id}:{visit}:{level}:{role}"
+                        if person is not None:
+                            key += ":" + urllib.parse.quote(person, safe="")
+                        notes.append(
+                            (case_id, "escalation", level, role, person, db.time(now), key)
+                        )
                 index += 1
             if notes:
                 cur.executemany(self.insert_notification, notes)
-            cur.execute(self.next_level, (index, db.time(next_at), case_id, visit))
+            if raised:
+                cur.execute(self.raised, (index, db.time(next_at), supervising, case_id, visit))
+            else:
+                cur.execute(self.next_level, (index, db.time(next_at), case_id, visit))
         db.commit()
         if len(rows) < BATCH:
             cur.execute(NEXT_DUE).fetchone()

@@ -25,6 +25,7 @@ FORMATS = ("md", "xlsx", "docx")
 CATEGORY_LABELS = {
     "dismissed": "不予立项",
     "closed": "已销号",
+    "exempted": "豁免/容错",
     "awaiting_acceptance": "已完成整改，待验收",
     "done_not_submitted": "已完成整改，未申请验收",
     "paused": "暂停",
@@ -36,6 +37,13 @@ CATEGORY_LABELS = {
 # Not counted in totals, so neither a share of them nor a bar in the chart.
 OUTSIDE_TOTALS = frozenset({"dismissed"})
 LIGHTS = (("red", "红"), ("yellow", "黄"), ("green", "绿"))
+#: The counts of the loop after the lifecycle (a tally's ``loop``), in the 概况 table.
+LOOP_LABELS = {
+    "lookbacks_due": "回头看到期未查",
+    "lookbacks_done": "回头看已完成",
+    "relapses": "问题反弹",
+    "extensions_approved": "批准延期",
+}
 FIGURE_LABELS = {
     "completion_rate": "完成率",
     "overdue": "逾期未完成",
@@ -231,6 +239,8 @@ def _progress(data: Mapping[str, Any]) -> Report:
     for level in levels:
         name = level_labels.get(level) or level_labels.get(str(level)) or f"督办等级{level}"
         summary.append((name, data["escalations"][level], None))
+    loop = data.get("loop") or {}
+    summary += [(label, loop[key], None) for key, label in LOOP_LABELS.items() if key in loop]
 
     group = GROUP_HEADINGS.get(str(data.get("by") or "unit"), "单位")
     columns = (
