@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from rectiflow.app import Engine
@@ -45,6 +46,10 @@ OWNERS = {
 HEADS = {"HRB": "吴刚", "QQHR": "王磊"}
 
 
+# (working day, action, text, the working day an extension or exemption runs to)
+Step = tuple[int, str, str | None, int | None]
+
+
 @dataclass(frozen=True)
 class Story:
     """One case: what it is, and its steps as (working day, action, text)."""
@@ -56,13 +61,17 @@ class Story:
     title: str
     description: str
     measures: tuple[str, ...]
-    steps: tuple[tuple[int, str, str | None], ...]
+    steps: tuple[Step, ...]
     due_day: int | None = None  # a fixed rectification deadline (case open --due)
 
 
-def _s(*steps: tuple[int, str] | tuple[int, str, str]) -> tuple[tuple[int, str, str | None], ...]:
-    """Steps written as (day, action) or (day, action, text)."""
-    return tuple((step[0], step[1], step[2] if len(step) == 3 else None) for step in steps)
+def _s(*steps: tuple[Any, ...]) -> tuple[Step, ...]:
+    """Steps written as (day, action), (day, action, text) or (day, action, text, until):
+    ``until`` is the working day an extension or an exemption runs to."""
+    return tuple(
+        (step[0], step[1], step[2] if len(step) > 2 else None, step[3] if len(step) > 3 else None)
+        for step in steps
+    )
 
 
 # fmt: off
@@ -74,7 +83,8 @@ STORIES = (
          "推行“一窗受理、并联审批”，办理时限压缩至法定时限一半以内"),
         _s((0, "open"), (1, "confirm"), (3, "plan"), (5, "approve_plan"),
            (12, "note", "已完成审批事项梳理，压减环节12个、材料31项"),
-           (18, "done"), (19, "submit"), (23, "accept")),
+           (18, "done"), (19, "submit"), (23, "accept"),
+           (70, "lookback", "回头看：审批环节保持在压减后水平，未发现反弹")),
     ),
     Story(
         "QQHR", "high", "作风不优", "督查检查", "招商引资项目落地推诿扯皮、部门间协调不畅",
@@ -83,6 +93,7 @@ STORIES = (
         _s((0, "open"), (2, "confirm"), (6, "plan"), (8, "approve_plan"),
            (20, "note", "召开部门协调会2次，仍有1个项目用地手续未办结"),
            (40, "note", "专班已成立，首问负责制尚未在县区落地"),
+           (45, "exempt", "国家用地政策调整，相关审批统一暂停，予以容错免责", 55),
            (60, "note", "专项督查发现2个部门仍相互推诿，已约谈分管负责人"),
            (80, "note", "剩余项目手续预计下月办结")),
     ),
@@ -91,7 +102,8 @@ STORIES = (
         "新任职干部对基层社会治理业务不熟悉，培训未覆盖乡镇（街道）一线。",
         ("将基层社会治理纳入初任培训和全员轮训", "开展“业务小讲堂”，每月至少1期"),
         _s((1, "open"), (2, "confirm"), (5, "plan"), (7, "approve_plan"), (30, "done"),
-           (31, "submit"), (36, "accept")),
+           (31, "submit"), (36, "accept"),
+           (75, "relapse", "回头看发现2个乡镇仍未开展培训，问题反弹")),
     ),
     Story(
         "JMS", "medium", "作风不优", "督查检查", "问题清单台账更新不及时、整改进度滞后",
@@ -110,6 +122,7 @@ STORIES = (
         _s((2, "open"), (4, "confirm"), (22, "plan"), (24, "approve_plan"),
            (30, "note", "已制定一次性告知清单，明察暗访发现问题3个"),
            (50, "note", "容缺受理事项扩大到26项"),
+           (55, "extend", "容缺受理需市级部门联审，申请延期", 90), (57, "approve_extension"),
            (70, "note", "第二轮明察暗访仍发现多次跑腿问题，正在整改")),
     ),
     Story(
@@ -196,10 +209,10 @@ def run(engine: Engine, start: dt.datetime = START) -> dt.datetime:
     def workday(n: int) -> dt.date:
         return first if n == 0 else calendar.shift_workdays(first, n)[0]
 
-    agenda: dict[dt.date, list[tuple[int, str, str | None]]] = {}
+    agenda: dict[dt.date, list[tuple[int, str, str | None, int | None]]] = {}
     for index, story in enumerate(STORIES):
-        for n, action, text in story.steps:
-            agenda.setdefault(workday(n), []).append((index, action, text))
+        for n, action, text, until in story.steps:
+            agenda.setdefault(workday(n), []).append((index, action, text, until))
     last = workday(LAST_DAY)
     end = dt.datetime.combine(last, dt.time(18, 0), engine.tz)
     ids: dict[int, int] = {}
@@ -208,9 +221,10 @@ def run(engine: Engine, start: dt.datetime = START) -> dt.datetime:
         if day > first:  # the morning sweep, as the daemon would run it
             engine.escalate_due(dt.datetime.combine(day, dt.time(8, 30), engine.tz))
         morning = max(dt.datetime.combine(day, dt.time(9, 30), engine.tz), start)
-        for order, (index, action, text) in enumerate(agenda.get(day, [])):
+        for order, (index, action, text, until) in enumerate(agenda.get(day, [])):
             now = morning + dt.timedelta(minutes=10 * order)
-            _act(engine, STORIES[index], ids, index, action, text, now, workday)
+            until_day = workday(until) if until is not None else None
+            _act(engine, STORIES[index], ids, index, action, text, now, workday, until_day)
         day += dt.timedelta(days=1)
     engine.escalate_due(end)
     return end
@@ -219,6 +233,7 @@ def run(engine: Engine, start: dt.datetime = START) -> dt.datetime:
 def _act(
     engine: Engine, story: Story, ids: dict[int, int], index: int, action: str,
     text: str | None, now: dt.datetime, workday: Callable[[int], dt.date],
+    until: dt.date | None = None,
 ) -> None:  # fmt: skip
     owner = OWNERS.get(story.unit) or OWNERS["HH"]  # 孙吴县 is looked after from 黑河市
     if action == "open":
@@ -246,6 +261,18 @@ def _act(
         engine.pause(case_id, SUPERVISOR, comment=text or "", now=now)
     elif action == "resume":
         engine.resume(case_id, SUPERVISOR, now=now)
+    elif action == "extend":  # 申请延期
+        assert until is not None
+        engine.request_extension(case_id, owner, until=until, reason=text or "", now=now)
+    elif action == "approve_extension":
+        engine.decide_extension(case_id, SUPERVISOR, approve=True, now=now)
+    elif action == "exempt":  # 容错免责: the morning sweep ends it at its date
+        assert until is not None
+        engine.exempt(case_id, SUPERVISOR, reason=text or "", until=until, now=now)
+    elif action == "lookback":  # 回头看, before it is due
+        engine.record_lookback(case_id, VERIFIER, "held", comment=text, now=now)
+    elif action == "relapse":
+        engine.record_lookback(case_id, VERIFIER, "relapsed", comment=text, now=now)
     else:
         actor = {
             "confirm": SUPERVISOR, "dismiss": SUPERVISOR, "approve_plan": REVIEWER,
