@@ -172,7 +172,7 @@ def case_show(engine: Engine, case_id: CaseId, json: JsonOption = False) -> None
         )
         if value is not None
     ]
-    facts.append(("light", light_text(data["light"], data["paused"])))
+    facts.append(("light", light_text(data["light"], data["paused"], bool(data["exemption"]))))
     say(f"case {data['id']}: {data['title']}", style="bold")
     print_facts(facts)
     _print_rows(

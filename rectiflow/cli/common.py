@@ -330,9 +330,11 @@ class Styled:
 _LIGHT_STYLE = {"green": "bold green", "yellow": "bold yellow", "red": "bold red"}
 
 
-def light_text(light: Light | str | None, paused: bool = False) -> Styled:
+def light_text(light: Light | str | None, paused: bool = False, exempted: bool = False) -> Styled:
     if paused:
         return Styled("paused", "cyan")
+    if exempted:
+        return Styled("exempted 容错", "cyan")
     if light is None:
         return Styled("—")
     value = str(light)
@@ -431,7 +433,9 @@ def case_table(engine: Engine, cases: Sequence[Case], *, title: str | None = Non
         result.add_row(
             case.id, units.get(case.unit, case.unit), case.title, case.severity, label,
             stamp(case.due_at, engine) + (" ?" if case.due_provisional else ""),
-            light_text(engine.light(case, now), case.paused_at is not None),
+            light_text(
+                engine.light(case, now), case.paused_at is not None, case.exempt_until is not None
+            ),
         )  # fmt: skip
     return result
 
