@@ -177,6 +177,7 @@ LABELS = {
     "identify": "问题识别", "plan": "制定方案", "rectify": "整改落实", "verify": "验收核查",
     "closed": "已销号", "dismissed": "不予立项",
 }  # fmt: skip
+WORKFLOW_VERSION = 2  # the newest shipped version of rectification: an import takes it
 LADDER = [("remind", -3), ("warn", 0), ("supervise", 5), ("notify_public", 15),
           ("accountability", 30)]  # fmt: skip
 LEVEL_ZH = {"remind": "提醒", "warn": "预警", "supervise": "督办", "notify_public": "通报",
@@ -195,7 +196,7 @@ INSERT_CASE = (
 )
 INSERT_HISTORY = (
     'INSERT INTO history (case_id, seq, "trigger", source, dest, actor, at, comment, '
-    "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "prev_hash, hash, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 RESERVE_IDS_PG = (
     "SELECT nextval(pg_get_serial_sequence('rcase', 'id')) "
@@ -330,19 +331,34 @@ class RawImport:
                         break
                     escalations.append((case_id, 1, state, name, t(at), at_now, True))
                     level += 1
+            all_done = state in ("verify", "closed") or state in FINAL
+            # The entry records the fields and measures the case starts with (an audit
+            # replays from them), as the canonical JSON its hash covers.
+            data = {
+                "fields": {
+                    "title": title, "description": None, "unit": codes[0],
+                    "severity": severity, "due": history.value(due), "category": category,
+                    "source": SOURCE, "ref": ref, "target": target, "responsible": responsible,
+                    "long_term": long_term, "co_units": list(codes[1:]),
+                },
+                "measures": [
+                    [text, history.value(now) if (all_done or done) else None]
+                    for text, done in measures
+                ],
+            }  # fmt: skip
             entry = history.make_entry(
-                case_id, 1, "import", None, state, ACTOR, now, status, history.GENESIS
+                case_id, 1, "import", None, state, ACTOR, now, status, history.GENESIS, data
             )
             entries.append((
                 case_id, 1, "import", None, state, ACTOR, at_now, status, history.GENESIS,
                 entry.hash,
+                json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")),
             ))  # fmt: skip
             cases.append((
-                case_id, "rectification", 1, codes[0], title, None, category, SOURCE,
+                case_id, "rectification", WORKFLOW_VERSION, codes[0], title, None, category, SOURCE,
                 severity, state, 1, at_now, at_now, t(due_at), provisional, t(due), 1, level,
                 t(next_at), None, 0, 1, entry.hash, ref, key, target, responsible, long_term,
             ))  # fmt: skip
-            all_done = state in ("verify", "closed") or state in FINAL
             measure_rows.extend(
                 (case_id, text, ACTOR, None, at_now if (all_done or done) else None)
                 for text, done in measures

@@ -317,17 +317,20 @@ REMIND_OFFSET = -3  # working days from the deadline: the first level, when a li
 FINAL = ("closed", "dismissed")
 # (key, counted in the totals, counts as completed), in the order they are checked
 CATEGORY_TABLE = [
-    ("dismissed", False, False), ("closed", True, True), ("awaiting_acceptance", True, True),
+    ("dismissed", False, False), ("closed", True, True), ("exempted", True, False),
+    ("awaiting_acceptance", True, True),
     ("done_not_submitted", True, True), ("paused", True, False), ("long_term", True, False),
     ("overdue", True, False), ("behind_schedule", True, False), ("on_schedule", True, False),
 ]  # fmt: skip
 COUNTED = {key: counted for key, counted, _ in CATEGORY_TABLE}
+LOOP = ("relapses", "lookbacks_due", "lookbacks_done", "extensions_approved")
 COMPLETED = {key: completed for key, _, completed in CATEGORY_TABLE}
 
 STANDINGS = """
 SELECT c.id, c.unit, u.path, c.state, c.paused_at IS NOT NULL, c.long_term, c.due_at,
        c.stage_entered_at, coalesce(m.n, 0), coalesce(m.done, 0), coalesce(m.late, 0),
-       e.levels
+       e.levels, c.exempt_until IS NOT NULL, c.relapses, c.lookback_due_at,
+       c.lookback_result, coalesce(x.n, 0)
 FROM rcase c
 JOIN unit u ON u.code = c.unit
 LEFT JOIN (
@@ -338,8 +341,12 @@ LEFT JOIN (
 LEFT JOIN (
     SELECT x.case_id, {concat}(x.level, ',') AS levels
     FROM escalation x JOIN rcase v ON v.id = x.case_id AND v.visit = x.visit
+    WHERE x.level <> 'lookback'
     GROUP BY x.case_id
 ) e ON e.case_id = c.id
+LEFT JOIN (
+    SELECT case_id, count(*) AS n FROM extension WHERE status = 'approved' GROUP BY case_id
+) x ON x.case_id = c.id
 ORDER BY c.id
 """
 OVERDUE = (
@@ -359,15 +366,18 @@ INSERT_SNAPSHOT_UNIT = "INSERT INTO snapshot_unit (period, unit, figures) VALUES
 class RawTally:
     """One scope's counts, as the bulletin has them."""
 
-    __slots__ = ("categories", "completed", "escalations", "lights", "total")
+    __slots__ = ("categories", "completed", "escalations", "lights", "loop", "total")
 
     def __init__(self) -> None:
         self.total = self.completed = 0
         self.categories = {key: 0 for key, _, _ in CATEGORY_TABLE}
         self.lights = {"green": 0, "yellow": 0, "red": 0}
         self.escalations = dict.fromkeys(LADDER, 0)
+        self.loop = dict.fromkeys(LOOP, 0)
 
-    def add(self, category: str, light: str | None, levels: list[str]) -> None:
+    def add(
+        self, category: str, light: str | None, levels: list[str], loop: tuple[int, ...]
+    ) -> None:
         self.categories[category] += 1
         if not COUNTED[category]:
             return
@@ -377,23 +387,30 @@ class RawTally:
             self.lights[light] += 1
         for level in levels:
             self.escalations[level] += 1
+        for key, n in zip(LOOP, loop, strict=True):
+            self.loop[key] += n
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "total": self.total, "completed": self.completed,
             "completion_rate": round(self.completed / self.total if self.total else 0.0, 4),
             "categories": dict(self.categories), "lights": dict(self.lights),
-            "escalations": dict(self.escalations),
+            "escalations": dict(self.escalations), "loop": dict(self.loop),
         }  # fmt: skip
 
     def figures(self) -> dict[str, float]:
+        base = self.total - self.categories["exempted"]  # exempted: neither help nor hurt
+
         def rate(n: int) -> float:
-            return n / self.total if self.total else 0.0
+            return n / base if base > 0 else 0.0
 
         figures: dict[str, float] = {
             "total": self.total, "completed": self.completed,
-            "completion_rate": self.completed / self.total if self.total else 0.0,
+            "completion_rate": rate(self.completed),
         }  # fmt: skip
+        for key, n in self.loop.items():
+            figures[key] = n
+            figures[f"{key}_rate"] = rate(n)
         for key, counted, _ in CATEGORY_TABLE:
             if counted:
                 figures[f"{key}_rate"] = rate(self.categories[key])
@@ -425,7 +442,8 @@ class RawReports:
         cur.execute(self.standings, (db.time(now),))
         while rows := cur.fetchmany(5000):
             for case_id, unit, path, state, paused, long_term, due_text, entered_text, n, done, \
-                    late, concat in rows:  # fmt: skip
+                    late, concat, exempted, relapses, lookback_text, lookback_result, \
+                    extended in rows:  # fmt: skip
                 due = db.parse_time(due_text)
                 entered = db.parse_time(entered_text)
                 assert entered is not None
@@ -433,6 +451,8 @@ class RawReports:
                     category = "dismissed"
                 elif state in FINAL:
                     category = "closed"
+                elif exempted:
+                    category = "exempted"
                 elif state == "verify":
                     category = "awaiting_acceptance"
                 elif state == "rectify" and n >= 1 and done >= n:
@@ -447,7 +467,7 @@ class RawReports:
                     category = "behind_schedule"
                 else:
                     category = "on_schedule"
-                if paused or state in FINAL:
+                if paused or exempted or state in FINAL:
                     light = None
                 elif due is None:
                     light = "green" if long_term else None
@@ -459,7 +479,16 @@ class RawReports:
                     light = "green"
                 levels = sorted(set(concat.split(",")), key=rank.__getitem__) if concat else []
                 top = levels[-1] if levels else None
-                yield case_id, unit, path, state, due_text, category, light, levels, top
+                lookback = db.parse_time(lookback_text) if lookback_text is not None else None
+                final = state in FINAL
+                loop = (
+                    relapses,
+                    int(final and lookback_result is None and lookback is not None
+                        and lookback <= now),
+                    int(final and lookback_result is not None),
+                    extended,
+                )  # fmt: skip
+                yield case_id, unit, path, state, due_text, category, light, levels, top, loop
         if db.postgres:
             db.commit()
 
@@ -474,13 +503,24 @@ class RawReports:
         per_city = {code: RawTally() for code in cities.values()}
         cases = []
         late: set[int] = set()  # the overdue category: its cases make the overdue list
-        for case_id, unit, path, _state, _due, category, light, levels, _top in self.standing():
+        for (
+            case_id,
+            unit,
+            path,
+            _state,
+            _due,
+            category,
+            light,
+            levels,
+            _top,
+            loop,
+        ) in self.standing():
             if category == "overdue":
                 late.add(case_id)
-            total.add(category, light, levels)
+            total.add(category, light, levels, loop)
             city = city_of.get(path)
             if city is not None:
-                per_city[city].add(category, light, levels)
+                per_city[city].add(category, light, levels, loop)
             cases.append({"id": case_id, "unit": unit, "category": category, "light": light})
         overdue = []
         for case_id, title, unit_name, due in self.db.cursor.execute(
@@ -510,14 +550,14 @@ class RawReports:
         tallies = {path: RawTally() for path in paths}
         ancestors: dict[str, list[RawTally]] = {}
         frozen = []
-        for case_id, unit, path, state, due, category, light, levels, top in self.standing():
+        for case_id, unit, path, state, due, category, light, levels, top, loop in self.standing():
             scopes = ancestors.get(path)
             if scopes is None:
                 parts = path.strip("/").split("/")
                 above = ("/" + "/".join(parts[:i]) + "/" for i in range(1, len(parts) + 1))
                 scopes = ancestors[path] = [tallies[p] for p in above if p in paths]
             for tally in scopes:
-                tally.add(category, light, levels)
+                tally.add(category, light, levels, loop)
             frozen.append((period, case_id, unit, path, category, light, state, due, top))
         figures = [
             (period, code, json.dumps({**tallies[path].as_dict(),
@@ -559,7 +599,9 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
     digest = hashlib.sha256()
     for case in result["cases"]:
         digest.update(f"{case['id']}:{case['unit']}:{case['category']}:{case['light']}\n".encode())
-    keys = ("total", "completed", "completion_rate", "categories", "lights", "escalations")
+    keys = (
+        "total", "completed", "completion_rate", "categories", "lights", "escalations", "loop",
+    )  # fmt: skip
     return {
         **{key: result[key] for key in keys},
         "units": [{"unit": row["unit"], **{key: row[key] for key in keys}}
