@@ -5,11 +5,13 @@ place that turns errors into a line on stderr and an exit code (see DESIGN.md, E
 
 A command answers at once: the modules here import typer and nothing heavy, and each
 command imports what it needs (the Engine and SQLAlchemy, rich, loguru) when it runs.
-Help is click's plain text, so ``--help`` never loads rich.
+A command line loads only the module of its command (see ``_PanelGroup``); help loads them
+all. Help is click's plain text, so ``--help`` never loads rich.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
 from collections.abc import Sequence
@@ -18,13 +20,60 @@ from typing import Annotated, Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from rectiflow.cli import actors, admin, cases, ledger, operate, outbox, reports
 from rectiflow.cli.common import Settings
 from rectiflow.engine.errors import RectiflowError, UsageError
 
+#: The modules that define the commands (each has ``register(app)``), in the order of the
+#: help, and the first word of a command line → the modules it needs: ``ledger`` adds
+#: ``case edit``. A word not listed loads them all, so a command missing here still runs.
+_MODULES = ("admin", "actors", "cases", "operate", "ledger", "reports", "outbox")
+_NEEDS = {
+    **dict.fromkeys(
+        ("demo", "init", "unit", "workflow", "calendar", "db", "escalate", "audit"), ("admin",)
+    ),
+    "actor": ("actors",),
+    "case": ("cases", "ledger"),
+    "measure": ("cases",),
+    "daemon": ("operate",),
+    "health": ("operate",),
+    "ledger": ("ledger",),
+    "report": ("reports",),
+    "outbox": ("outbox",),
+    "notify": ("outbox",),
+}
+
+
+def _commands(modules: Sequence[str]) -> dict[str, Any]:
+    """The click commands that these modules register, in the order they register them."""
+    holder = typer.Typer(rich_markup_mode=None)
+    for name in modules:
+        importlib.import_module(f"rectiflow.cli.{name}").register(holder)
+    return dict(typer.main.get_group(holder).commands)
+
 
 class _PanelGroup(TyperGroup):
-    """Lists the commands under their panel headings (rich_help_panel) in plain help."""
+    """Loads a command's module when the command line names it: ``case show 1`` need not
+    import (and convert for click) the eighty other commands and what their modules import.
+    Lists the commands under their panel headings (rich_help_panel) in plain help."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._complete = False
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands and not self._complete:
+            modules = _NEEDS.get(cmd_name)
+            if modules is None:  # all of them: an unknown word gets "did you mean"
+                self.list_commands(ctx)
+            else:
+                self.commands.update(_commands(modules))
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        if not self._complete:
+            self.commands = _commands(_MODULES)  # all, in the order of the help
+            self._complete = True
+        return super().list_commands(ctx)
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         panels: dict[str, list[tuple[str, Any]]] = {}
@@ -94,15 +143,6 @@ def root(
     if ctx.invoked_subcommand is None:  # a bare `rectiflow` shows what it can do
         print(ctx.get_help())
         raise typer.Exit(0)
-
-
-admin.register(app)
-actors.register(app)
-cases.register(app)
-operate.register(app)
-ledger.register(app)
-reports.register(app)
-outbox.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
