@@ -1,6 +1,8 @@
-"""The SQLModel tables. Times are UTC; see ``UTCDateTime`` for how each backend keeps them."""
+"""The SQLModel tables. Times are UTC; see ``UTCDateTime`` for how each backend keeps them.
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: pydantic would evaluate every column's
+annotation back from its text (an ``eval`` per column, on every start of the program).
+"""
 
 import datetime as dt
 import json
