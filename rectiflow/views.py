@@ -6,8 +6,7 @@ Times are ISO-8601 in the engine's local time zone, with their offset.
 from __future__ import annotations
 
 import datetime as dt
-import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -30,16 +29,19 @@ class Reader(Protocol):
     def light(self, case: Case, now: dt.datetime | None = None) -> Light | None: ...
 
 
-@functools.lru_cache(maxsize=8192)
-def _iso_in(at: dt.datetime, tz: dt.tzinfo) -> str:
-    # A list repeats its times (the end of a deadline's day, the moment a batch was
-    # opened): each distinct one is converted once. Equal times (the same instant)
-    # read the same in ``tz``, whatever zone they came in.
-    return at.astimezone(tz).isoformat()
+class _LocalIso(dict[dt.datetime | None, str | None]):
+    """Times as ISO-8601 text in ``tz`` (None stays None), each distinct time converted
+    once: a list repeats its times (the end of a deadline's day, the moment a batch was
+    opened). Equal times (the same instant) read the same in ``tz``, whatever zone they
+    came in. One per call or list, so that nothing grows for the life of a process."""
 
+    def __init__(self, tz: dt.tzinfo) -> None:
+        super().__init__({None: None})
+        self.tz = tz
 
-def _local_iso(at: dt.datetime | None, engine: Reader) -> str | None:
-    return None if at is None else _iso_in(at, engine.tz)
+    def __missing__(self, at: dt.datetime) -> str:
+        text = self[at] = at.astimezone(self.tz).isoformat()
+        return text
 
 
 def case_dict(
@@ -54,8 +56,71 @@ def case_dict(
     co_units: Sequence[str] = (),
     extensions: Sequence[Extension] = (),
 ) -> dict[str, Any]:
+    iso = _LocalIso(engine.tz)
     light = engine.light(case, now)
-    data: dict[str, Any] = {
+    data = _case_dict(case, light, iso, measures, escalations, notes, co_units)
+    data["extensions"] = [
+        {
+            "requested_at": iso[x.requested_at],
+            "requested_by": x.requested_by,
+            "until": iso[x.until],
+            "reason": x.reason,
+            "status": x.status,
+            "decided_by": x.decided_by,
+            "decided_at": iso[x.decided_at],
+            "comment": x.comment,
+        }
+        for x in extensions
+    ]
+    if history is not None:
+        data["history"] = [
+            {
+                "seq": h.seq,
+                "trigger": h.trigger,
+                "source": h.source,
+                "dest": h.dest,
+                "actor": h.actor,
+                "at": iso[h.at],
+                "comment": h.comment,
+            }
+            for h in history
+        ]
+    return data
+
+
+def case_dicts(
+    cases: Sequence[Case],
+    engine: Reader,
+    *,
+    now: dt.datetime,
+    measures: Mapping[int, Sequence[Measure]],
+    escalations: Mapping[int, Sequence[Escalation]],
+    notes: Mapping[int, Sequence[Note]],
+    co_units: Mapping[int, Sequence[str]],
+) -> list[dict[str, Any]]:
+    """``case_dict`` of each case (without history and extension requests), its records
+    looked up by case id: the cases share one conversion of their times."""
+    iso = _LocalIso(engine.tz)
+    out = []
+    for c in cases:
+        light, key = engine.light(c, now), c.id
+        out.append(_case_dict(
+            c, light, iso, measures.get(key, ()), escalations.get(key, ()),
+            notes.get(key, ()), co_units.get(key, ()),
+        ))  # fmt: skip
+    return out
+
+
+def _case_dict(
+    case: Case,
+    light: Light | None,
+    iso: _LocalIso,
+    measures: Sequence[Measure],
+    escalations: Sequence[Escalation],
+    notes: Sequence[Note],
+    co_units: Sequence[str],
+) -> dict[str, Any]:
+    return {
         "id": case.id,
         "workflow": case.workflow,
         "workflow_version": case.workflow_version,
@@ -72,38 +137,38 @@ def case_dict(
         "long_term": case.long_term,
         "state": case.state,
         "version": case.version,
-        "created_at": _local_iso(case.created_at, engine),
-        "stage_entered_at": _local_iso(case.stage_entered_at, engine),
-        "due_at": _local_iso(case.due_at, engine),
+        "created_at": iso[case.created_at],
+        "stage_entered_at": iso[case.stage_entered_at],
+        "due_at": iso[case.due_at],
         "due_provisional": case.due_provisional,
-        "due": _local_iso(case.due, engine),
+        "due": iso[case.due],
         "paused": case.paused_at is not None,
         "light": light.value if light else None,
         "supervising_unit": case.supervised_by,
         "relapses": case.relapses,
-        "lookback": _lookback(case, engine),
-        "exemption": _exemption(case, engine),
-        "extensions": [
-            {
-                "requested_at": _local_iso(x.requested_at, engine),
-                "requested_by": x.requested_by,
-                "until": _local_iso(x.until, engine),
-                "reason": x.reason,
-                "status": x.status,
-                "decided_by": x.decided_by,
-                "decided_at": _local_iso(x.decided_at, engine),
-                "comment": x.comment,
-            }
-            for x in extensions
-        ],
+        "lookback": None
+        if case.lookback_due_at is None
+        else {
+            "due": iso[case.lookback_due_at],
+            "result": case.lookback_result,
+            "at": iso[case.lookback_at],
+            "actor": case.lookback_actor,
+        },
+        "exemption": None
+        if case.exempt_until is None
+        else {
+            "reason": case.exempt_reason,
+            "since": iso[case.exempted_at],
+            "until": iso[case.exempt_until],
+        },
         "measures": [
             {
                 "id": m.id,
                 "text": m.text,
                 "owner": m.owner,
-                "due": _local_iso(m.due, engine),
+                "due": iso[m.due],
                 "done": m.done,
-                "done_at": _local_iso(m.done_at, engine),
+                "done_at": iso[m.done_at],
                 "evidence_path": m.evidence_path,
                 "evidence_sha256": m.evidence_sha256,
             }
@@ -114,50 +179,12 @@ def case_dict(
                 "level": e.level,
                 "state": e.state,
                 "visit": e.visit,
-                "due_at": _local_iso(e.due_at, engine),
-                "at": _local_iso(e.fired_at, engine),
+                "due_at": iso[e.due_at],
+                "at": iso[e.fired_at],
                 "backfilled": e.backfilled,
                 "raised_to": e.raised_to,
             }
             for e in escalations
         ],
-        "notes": [
-            {"actor": n.actor, "at": _local_iso(n.at, engine), "text": n.text} for n in notes
-        ],
-    }
-    if history is not None:
-        data["history"] = [
-            {
-                "seq": h.seq,
-                "trigger": h.trigger,
-                "source": h.source,
-                "dest": h.dest,
-                "actor": h.actor,
-                "at": _local_iso(h.at, engine),
-                "comment": h.comment,
-            }
-            for h in history
-        ]
-    return data
-
-
-def _lookback(case: Case, engine: Reader) -> dict[str, Any] | None:
-    """The look-back of the latest closing (None: none was scheduled)."""
-    if case.lookback_due_at is None:
-        return None
-    return {
-        "due": _local_iso(case.lookback_due_at, engine),
-        "result": case.lookback_result,
-        "at": _local_iso(case.lookback_at, engine),
-        "actor": case.lookback_actor,
-    }
-
-
-def _exemption(case: Case, engine: Reader) -> dict[str, Any] | None:
-    if case.exempt_until is None:
-        return None
-    return {
-        "reason": case.exempt_reason,
-        "since": _local_iso(case.exempted_at, engine),
-        "until": _local_iso(case.exempt_until, engine),
+        "notes": [{"actor": n.actor, "at": iso[n.at], "text": n.text} for n in notes],
     }

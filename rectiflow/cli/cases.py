@@ -335,14 +335,10 @@ def case_list(
         ids = [c.id for c in cases]
         measures, escalations = store.measures_of(ids), store.escalations_of(ids)
         notes, co_units = store.notes_of(ids), store.co_units_of(ids)
-        print_json([
-            views.case_dict(
-                c, engine, now=now, measures=measures.get(c.id, ()),
-                escalations=escalations.get(c.id, ()), notes=notes.get(c.id, ()),
-                co_units=co_units.get(c.id, ()),
-            )
-            for c in cases
-        ])  # fmt: skip
+        print_json(views.case_dicts(
+            cases, engine, now=now, measures=measures, escalations=escalations, notes=notes,
+            co_units=co_units,
+        ))  # fmt: skip
         return
     if not cases:
         print("no cases" if total == 0 else f"no cases after the first {total}")

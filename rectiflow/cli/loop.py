@@ -24,12 +24,8 @@ Reason = Annotated[str, typer.Option(help="Why (kept in the history).")]
 
 
 def register(app: typer.Typer) -> None:
-    """Add the commands to ``case`` (registered on the root ``app`` by cli/cases.py)."""
-    for name, command in (
-        ("lookback", case_lookback), ("extend", case_extend), ("extension", case_extension),
-        ("exempt", case_exempt), ("unexempt", case_unexempt),
-    ):  # fmt: skip
-        case_app.command(name)(command)
+    """Nothing to add to the root: the commands join ``case`` as this module is imported
+    (as ``case edit`` does from cli/ledger.py), once per process."""
 
 
 def _until(value: str, engine: Engine) -> dt.date | dt.datetime:
@@ -38,6 +34,7 @@ def _until(value: str, engine: Engine) -> dt.date | dt.datetime:
     return parsed
 
 
+@case_app.command("lookback")
 @with_engine
 def case_lookback(
     engine: Engine,
@@ -63,6 +60,7 @@ def case_lookback(
         )
 
 
+@case_app.command("extend")
 @with_engine
 def case_extend(
     engine: Engine, case_id: CaseId, actor: Actor, until: Until, reason: Reason
@@ -76,6 +74,7 @@ def case_extend(
     print(f"case {case_id}: extension to {stamp(extension.until, engine)} requested")
 
 
+@case_app.command("extension")
 @with_engine
 def case_extension(
     engine: Engine,
@@ -96,6 +95,7 @@ def case_extension(
     print(f"case {case_id}: extension to {stamp(extension.until, engine)} {extension.status}")
 
 
+@case_app.command("exempt")
 @with_engine
 def case_exempt(
     engine: Engine, case_id: CaseId, actor: Actor, until: Until, reason: Reason
@@ -109,6 +109,7 @@ def case_exempt(
     print(f"case {case_id} exempted until {stamp(case.exempt_until, engine)}")
 
 
+@case_app.command("unexempt")
 @with_engine
 def case_unexempt(engine: Engine, case_id: CaseId, actor: Actor) -> None:
     """End a case's exemption now; its deadline moves later by the exempted time.

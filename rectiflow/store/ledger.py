@@ -37,14 +37,23 @@ class LedgerRecords(SqlTransactions):
     """Mixed into SqlStore."""
 
     def co_units_of(self, case_ids: Sequence[int]) -> dict[int, list[str]]:
-        found: dict[int, list[str]] = {}
+        """Ids that fill at least half of their range (a whole ledger) are read in one query
+        over the range, as ``_of_cases`` reads measures; others, 900 a statement."""
+        ids = sorted(set(case_ids))
         c = case_co_unit_t.c
+        if ids and ids[-1] - ids[0] < 2 * len(ids):
+            conditions = [c.case_id.between(ids[0], ids[-1])]
+        else:
+            chunks = (ids[i : i + _IDS_PER_QUERY] for i in range(0, len(ids), _IDS_PER_QUERY))
+            conditions = [c.case_id.in_(chunk) for chunk in chunks]
+        wanted = set(ids)
+        found: dict[int, list[str]] = {}
         with self._read() as conn:
-            for i in range(0, len(case_ids), _IDS_PER_QUERY):
-                chunk = list(case_ids[i : i + _IDS_PER_QUERY])
-                stmt = sa.select(c.case_id, c.unit).where(c.case_id.in_(chunk))
-                for case_id, unit in conn.execute(stmt.order_by(c.case_id, c.unit)):
-                    found.setdefault(case_id, []).append(unit)
+            for condition in conditions:
+                stmt = sa.select(c.case_id, c.unit).where(condition).order_by(c.case_id, c.unit)
+                for case_id, unit in conn.execute(stmt):
+                    if case_id in wanted:
+                        found.setdefault(case_id, []).append(unit)
         return found
 
     def cases_by_ref(self, keys: Sequence[str]) -> dict[str, Case]:

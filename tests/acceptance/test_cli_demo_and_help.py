@@ -73,8 +73,9 @@ import contextlib, io, json, sys
 import typer
 from rectiflow.cli import app, main
 
-def walk(group, path):
-    for name, command in group.commands.items():
+def walk(group, path):  # as click lists them: the root loads its commands on first use
+    for name in group.list_commands(None):
+        command = group.get_command(None, name)
         if hasattr(command, "commands"):
             yield from walk(command, path + [name])
         else:
