@@ -197,7 +197,7 @@ class Ledger(Corrections):
                 self.add_unit(unit.code, unit.name, parent=unit.parent)
         self.store.import_cases(
             len(fresh),
-            lambda ids: [reader.build(i, row, actor) for i, row in zip(ids, fresh, strict=True)],
+            lambda ids: (reader.build(i, row, actor) for i, row in zip(ids, fresh, strict=True)),
         )
         if update:
             for case_id, changes in report.changes.items():

@@ -364,11 +364,12 @@ class Store(Protocol):
         ...
 
     def import_cases(
-        self, count: int, build: Callable[[Sequence[int]], Sequence[ImportedCase]]
+        self, count: int, build: Callable[[Sequence[int]], Iterable[ImportedCase]]
     ) -> list[int]:
         """One transaction: reserve ``count`` new case ids, hand them to ``build`` (which
-        hashes each case's history entry with its id), and write every case, co-unit,
-        measure, history entry and backfilled escalation it returns; all or nothing. A
+        hashes each case's history entry with its id, and may yield the cases one by one:
+        the store writes them as they come), and write every case, co-unit, measure,
+        history entry and backfilled escalation it gives, one per id; all or nothing. A
         duplicate external key raises ``ValidationError``. Returns the ids written."""
         ...
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -70,7 +71,7 @@ class LedgerRecords(SqlTransactions):
         return found
 
     def import_cases(
-        self, count: int, build: Callable[[Sequence[int]], Sequence[ImportedCase]]
+        self, count: int, build: Callable[[Sequence[int]], Iterable[ImportedCase]]
     ) -> list[int]:
         if count == 0:
             return []
@@ -88,13 +89,13 @@ class LedgerRecords(SqlTransactions):
                     (count,),
                 )
                 ids = [int(r[0]) for r in cursor.fetchall()]
-            items = build(ids)
-            # A chunk of cases at a time, so that the rows bound for one executemany stay
-            # small next to the cases themselves (a whole 50,000-row ledger's dicts doubled
-            # the peak memory of an import); still one transaction.
-            for i in range(0, len(items), _CASES_PER_CHUNK):
-                self._insert_imported(cursor, items[i : i + _CASES_PER_CHUNK])
-        return [item.id for item in items]
+            # The cases are built as they are written, a chunk at a time: neither the built
+            # cases (each with its entry's data) nor the rows bound for one executemany
+            # pile up for a whole 50,000-row ledger; still one transaction.
+            items = iter(build(ids))
+            while chunk := list(itertools.islice(items, _CASES_PER_CHUNK)):
+                self._insert_imported(cursor, chunk)
+        return ids
 
     def _insert_imported(self, cursor: Any, items: Sequence[ImportedCase]) -> None:
         """Every table's rows of these imported cases, one executemany per table."""

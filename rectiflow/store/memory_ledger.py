@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from rectiflow.engine.errors import NotFound, ValidationError
 from rectiflow.engine.storage import ImportedCase, ref_key
@@ -52,11 +52,11 @@ class MemoryLedger:
         return {k: c for k, c in found.items() if k is not None and k in wanted}
 
     def import_cases(
-        self, count: int, build: Callable[[Sequence[int]], Sequence[ImportedCase]]
+        self, count: int, build: Callable[[Sequence[int]], Iterable[ImportedCase]]
     ) -> list[int]:
         with self._lock:
             ids = [self._new_id("case") for _ in range(count)]
-            items = build(ids)
+            items = list(build(ids))
             for item in items:  # check all before writing any: all or nothing
                 self._check_units([item.case.unit, *item.case.co_units])
                 self._check_ref(item.case.source, item.case.ref, None)
