@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from rectiflow.engine.errors import ValidationError
 
 if TYPE_CHECKING:
-    from rectiflow.engine.spec import _Located
+    from rectiflow.engine.yaml_source import _Located
 
 __all__ = [
     "CATEGORIES",
@@ -345,7 +345,7 @@ _FIGURE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 def parse_scheme(text: str, filename: str = "<scheme>") -> Scheme:
     """Parse and check a ranking scheme; a refusal names the file, the line and the key."""
-    from rectiflow.engine.spec import _Located, compose_yaml
+    from rectiflow.engine.yaml_source import _Located, compose_yaml
 
     root = compose_yaml(text, filename)  # no aliases, not too deep, not too big
     if root is None:

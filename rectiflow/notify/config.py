@@ -39,7 +39,7 @@ from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
 
 from rectiflow.engine.durations import Unit, parse_duration
 from rectiflow.engine.errors import NotFound, ValidationError
-from rectiflow.engine.spec import _composer, _Located
+from rectiflow.engine.yaml_source import _composer, _Located
 from rectiflow.notify import templates
 from rectiflow.notify.message import Event
 
