@@ -445,7 +445,7 @@ class Scheduler:
     def _had_cases_in(self, month: str) -> bool:
         """Whether a case was open before the month ended: a fresh ledger owes no snapshot
         of a month it did not exist in."""
-        from rectiflow.engine.reports import month_end_moment
+        from rectiflow.engine.periods import month_end_moment
 
         year, number = (int(part) for part in month.split("-"))
         end = month_end_moment(year, number, self.engine.tz)
