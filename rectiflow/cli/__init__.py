@@ -32,13 +32,12 @@ from rectiflow.engine.errors import RectiflowError, UsageError
 #: listed loads them all, so a command missing here still runs.
 _GC_THRESHOLDS = (50_000, 20, 20)  # Python's default: (700, 10, 10)
 _MODULES = (
-    "admin", "actors", "cases", "case_flow", "measures", "loop", "operate", "ledger", "reports",
-    "outbox",
+    "admin", "audit", "actors", "cases", "case_flow", "measures", "loop", "operate", "ledger",
+    "reports", "outbox",
 )  # fmt: skip
 _NEEDS = {
-    **dict.fromkeys(
-        ("demo", "init", "unit", "workflow", "calendar", "db", "escalate", "audit"), ("admin",)
-    ),
+    **dict.fromkeys(("demo", "init", "unit", "workflow", "calendar", "db", "escalate"), ("admin",)),
+    "audit": ("audit",),
     "actor": ("actors",),
     "case": ("cases", "case_flow", "ledger", "loop"),
     "measure": ("measures",),
