@@ -23,8 +23,8 @@ from rectiflow.engine.audit import EDITABLE
 from rectiflow.engine.durations import Duration
 from rectiflow.engine.durations import Unit as DurationUnit
 from rectiflow.engine.errors import ValidationError
+from rectiflow.engine.records import ImportedCase, NewCase, NewMeasure, ref_key
 from rectiflow.engine.spec import WorkflowSpec
-from rectiflow.engine.storage import ImportedCase, NewCase, NewMeasure, ref_key
 from rectiflow.engine.types import Actor, Case, Escalation, Unit
 
 if TYPE_CHECKING:
