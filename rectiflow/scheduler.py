@@ -22,6 +22,9 @@ Liveness is built in, not left to timing:
 Hence the bound: while a level is due, a sweep starts at most ``tick`` after the previous
 pass ended; a pass ends within ``stall_timeout`` of its last progress; after a database
 error the next try is at most ``max_interval`` away.
+
+The jobs beside the sweep (the outbox delivery, the monthly snapshot and dispatch) are
+``SchedulerJobs`` in scheduler_jobs.py, the base of ``Scheduler``.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from sqlalchemy.exc import DBAPIError
 
 from rectiflow.engine.errors import StoreUnavailable, ValidationError
 from rectiflow.engine.types import DaemonBeat
+from rectiflow.scheduler_jobs import SchedulerJobs, _first_line
 
 if TYPE_CHECKING:
     from rectiflow.app import Engine
@@ -64,7 +68,7 @@ EXECUTOR = "rectiflow"  # its own executor, so its own logger (apscheduler.execu
 PassHook = Callable[[bool], None]  # called after every pass: did it end without an error?
 
 
-class Scheduler:
+class Scheduler(SchedulerJobs):
     """The jobs of a rectiflow daemon, for a Blocking (daemon) or Background (embedded)
     APScheduler. It is handed an Engine; it does not build one."""
 
@@ -384,95 +388,3 @@ class Scheduler:
         )
         self._last_tick = time.monotonic()
         aps.modify_job(SWEEP, next_run_time=dt.datetime.now(self.engine.tz))
-
-    # --- the monthly dispatch -------------------------------------------------------------
-
-    # --- delivery of the outbox ----------------------------------------------------------
-
-    def _deliver(self) -> None:
-        """A run of the dispatcher; one at a time, a run still sending lets this tick go."""
-        if self.dispatcher is None or self.stopping.is_set():
-            return
-        if not self._deliver_lock.acquire(blocking=False):
-            return
-        try:
-            self.dispatcher.run_once()
-        except Exception as exc:  # retried at the next tick
-            logger.bind(action="deliver").warning(
-                "delivery failed ({error}); retrying in {delay:.0f}s",
-                error=_first_line(exc), delay=self.deliver_interval,
-            )  # fmt: skip
-        finally:
-            self._deliver_lock.release()
-
-    # --- the monthly snapshot ------------------------------------------------------------
-
-    def _owe_snapshot(self) -> None:
-        """The cron job: the month ending now owes its snapshot; the next pass takes it."""
-        self._snapshots_owed.add(self.engine.now().astimezone(self.engine.tz).strftime("%Y-%m"))
-
-    def _take_snapshots(self) -> None:
-        """Each owed month's snapshot, and its quarter's from the same figures when it ends
-        one; once per period however many schedulers run (the store refuses a second)."""
-        from rectiflow.app.reports import quarter_snapshots
-        from rectiflow.engine.errors import AlreadyTaken
-
-        for month in sorted(self._snapshots_owed):
-            if month == self._catch_up and not self._had_cases_in(month):
-                self._snapshots_owed.discard(month)  # a ledger younger than the month
-                continue
-            try:
-                for period, source in (
-                    (month, None),
-                    *((q, month) for q in quarter_snapshots(month)),
-                ):
-                    try:
-                        self.engine.snapshot(period, taken_by="daemon", from_period=source)
-                        logger.bind(action="snapshot").info(
-                            "snapshot {period} taken", period=period
-                        )
-                    except AlreadyTaken:
-                        pass
-            except Exception as exc:  # retried by a later pass: a period must not be skipped
-                self._snapshot_retry_at = time.monotonic() + self.max_interval
-                logger.bind(action="snapshot").warning(
-                    "snapshot {month} failed ({error}); retrying in {delay:.0f}s",
-                    month=month, error=_first_line(exc), delay=self.max_interval,
-                )  # fmt: skip
-                return
-            self._snapshots_owed.discard(month)
-
-    def _had_cases_in(self, month: str) -> bool:
-        """Whether a case was open before the month ended: a fresh ledger owes no snapshot
-        of a month it did not exist in."""
-        from rectiflow.engine.reports import month_end_moment
-
-        year, number = (int(part) for part in month.split("-"))
-        end = month_end_moment(year, number, self.engine.tz)
-        return bool(self.engine.store.find_cases(limit=1, opened_before=end))
-
-    def _owe_dispatch(self) -> None:
-        """The cron job: the next pass runs the dispatch (and retries it until it is done)."""
-        self._dispatch_owed_at = 0.0
-
-    def _dispatch(self) -> None:
-        now = self.engine.now()
-        try:
-            self.engine.dispatch_reminders(now, roles=self.dispatch_roles)
-        except Exception as exc:  # retried by a later pass: a month must not be skipped
-            self._dispatch_owed_at = time.monotonic() + self.max_interval
-            logger.bind(action="dispatch").warning(
-                "monthly dispatch failed ({error}); retrying in {delay:.0f}s",
-                error=_first_line(exc), delay=self.max_interval,
-            )  # fmt: skip
-        else:
-            self._dispatch_owed_at = None
-
-
-def _first_line(exc: BaseException) -> str:
-    if isinstance(exc, StoreUnavailable) and isinstance(exc.__cause__, DBAPIError):
-        exc = exc.__cause__
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        exc = exc.orig
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

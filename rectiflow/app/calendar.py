@@ -22,8 +22,9 @@ from rectiflow.engine.calendar import (
 )
 from rectiflow.engine.deadlines import TimeRules
 from rectiflow.engine.errors import ValidationError
-from rectiflow.engine.spec import MAX_YAML_BYTES, WorkflowSpec
+from rectiflow.engine.spec import WorkflowSpec
 from rectiflow.engine.types import Case
+from rectiflow.engine.yaml_source import MAX_YAML_BYTES
 
 CALENDAR_RECHECK_SECONDS = 60.0
 

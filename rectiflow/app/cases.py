@@ -24,8 +24,9 @@ from rectiflow.engine.errors import (
 )
 from rectiflow.engine.guards import GuardContext
 from rectiflow.engine.permissions import authorize
+from rectiflow.engine.records import CaseChange, NewCase
 from rectiflow.engine.spec import SEVERITIES, TransitionSpec, WorkflowSpec
-from rectiflow.engine.storage import CaseChange, CaseTx, NewCase
+from rectiflow.engine.storage import CaseTx
 from rectiflow.engine.types import Case, HistoryEntry, Note, Unit
 
 

@@ -15,8 +15,8 @@ from rectiflow.engine import escalation, history
 from rectiflow.engine import text as limits
 from rectiflow.engine.errors import ValidationError
 from rectiflow.engine.permissions import authorize
+from rectiflow.engine.records import CaseChange
 from rectiflow.engine.spec import SEVERITIES
-from rectiflow.engine.storage import CaseChange
 from rectiflow.engine.types import Case
 
 # Fields whose change moves the current deadline: the case starts a new visit of its state.

@@ -13,7 +13,7 @@ from rectiflow.engine import escalation, history
 from rectiflow.engine import text as limits
 from rectiflow.engine.errors import TransitionRejected, ValidationError
 from rectiflow.engine.permissions import authorize
-from rectiflow.engine.storage import CaseChange
+from rectiflow.engine.records import CaseChange
 from rectiflow.engine.types import Extension
 
 

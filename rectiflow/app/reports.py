@@ -16,7 +16,15 @@ from loguru import logger
 from rectiflow.app.calendar import Calendar
 from rectiflow.engine import deadlines, reports
 from rectiflow.engine.errors import NotFound, UsageError, ValidationError
-from rectiflow.engine.reports import CaseFacts, Scheme, Tally
+from rectiflow.engine.periods import (
+    Period,
+    is_quarter_end,
+    parse_period,
+    periods_between,
+    quarter_of,
+)
+from rectiflow.engine.ranking import Scheme, default_scheme, rank, unit_figures
+from rectiflow.engine.reports import CaseFacts, Tally
 from rectiflow.engine.spec import WorkflowSpec
 from rectiflow.engine.types import CaseStanding, SnapshotCase, SnapshotInfo, Unit
 
@@ -195,7 +203,7 @@ class Reports(Calendar):
             for u in units
         }
         figures = {
-            u.code: {**tallies[u.path].as_dict(), "figures": reports.unit_figures(tallies[u.path])}
+            u.code: {**tallies[u.path].as_dict(), "figures": unit_figures(tallies[u.path])}
             for u in units
         }
         info = SnapshotInfo(period, kind, now, now, taken_by)
@@ -215,7 +223,7 @@ class Reports(Calendar):
     ) -> dict[str, Any]:
         """The units one level below ``unit`` (default: the root's children) ranked from
         ``period``'s snapshot alone: later changes do not move a past period's ranking."""
-        scheme = scheme or reports.default_scheme()
+        scheme = scheme or default_scheme()
         period = _period(period).key  # a bad period is refused as such, not as not found
         if self.store.get_snapshot(period) is None:
             raise NotFound("snapshot", period)
@@ -229,7 +237,7 @@ class Reports(Calendar):
         return {
             "period": period,
             "scheme": scheme.name,
-            "units": reports.rank(ranked, scheme),
+            "units": rank(ranked, scheme),
             "figure_labels": {
                 "total": "问题总数",
                 "completed": "已完成",
@@ -247,7 +255,7 @@ class Reports(Calendar):
         and each unit's count of red, yellow and green; a month without a snapshot is
         missing, never guessed."""
         try:
-            months = reports.periods_between(first, last)
+            months = periods_between(first, last)
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
         root, _name, code = self._scope(unit)
@@ -349,13 +357,13 @@ def _is_child(unit: Unit, root: str) -> bool:
     return unit.path.startswith(root) and unit.path.count("/") == root.count("/") + 1
 
 
-def _period(text: str) -> reports.Period:
+def _period(text: str) -> Period:
     try:
-        return reports.parse_period(text)
+        return parse_period(text)
     except ValueError as exc:
         raise ValidationError(str(exc)) from None
 
 
 def quarter_snapshots(month: str) -> Sequence[str]:
     """The quarter a month's snapshot also freezes, when the month ends a quarter."""
-    return [reports.quarter_of(month)] if reports.is_quarter_end(month) else []
+    return [quarter_of(month)] if is_quarter_end(month) else []

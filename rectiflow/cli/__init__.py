@@ -26,18 +26,21 @@ from rectiflow.cli.common import Settings
 from rectiflow.engine.errors import RectiflowError, UsageError
 
 #: The modules that define the commands (each has ``register(app)``), in the order of the
-#: help, and the first word of a command line → the modules it needs: ``ledger`` adds
-#: ``case edit``, ``loop`` the look-back, extension and exemption commands of ``case``. A
-#: word not listed loads them all, so a command missing here still runs.
+#: help, and the first word of a command line → the modules it needs: ``case_flow`` adds
+#: ``case fire``, ``triggers``, ``pause``, ``resume`` and ``note``, ``ledger`` adds ``case
+#: edit``, ``loop`` the look-back, extension and exemption commands of ``case``. A word not
+#: listed loads them all, so a command missing here still runs.
 _GC_THRESHOLDS = (50_000, 20, 20)  # Python's default: (700, 10, 10)
-_MODULES = ("admin", "actors", "cases", "loop", "operate", "ledger", "reports", "outbox")
+_MODULES = (
+    "admin", "audit", "actors", "cases", "case_flow", "measures", "loop", "operate", "ledger",
+    "reports", "outbox",
+)  # fmt: skip
 _NEEDS = {
-    **dict.fromkeys(
-        ("demo", "init", "unit", "workflow", "calendar", "db", "escalate", "audit"), ("admin",)
-    ),
+    **dict.fromkeys(("demo", "init", "unit", "workflow", "calendar", "db", "escalate"), ("admin",)),
+    "audit": ("audit",),
     "actor": ("actors",),
-    "case": ("cases", "ledger", "loop"),
-    "measure": ("cases",),
+    "case": ("cases", "case_flow", "ledger", "loop"),
+    "measure": ("measures",),
     "daemon": ("operate",),
     "health": ("operate",),
     "ledger": ("ledger",),

@@ -1,8 +1,9 @@
-"""``case`` and ``measure``: the life of a case on the ledger."""
+"""``case open``, ``case show`` and ``case list``: a case put on the ledger, shown, and the
+ledger listed; and what the other modules that add to ``case`` share (``case_app``, the
+options). Moving a case along is cli/case_flow.py; its measures, cli/measures.py."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, cast
 
 import typer
@@ -58,9 +59,6 @@ class _Listing(Protocol):
 case_app = typer.Typer(
     help="Open, inspect and move cases (问题).", add_completion=False, rich_markup_mode=None
 )
-measure_app = typer.Typer(
-    help="Measures (整改措施) of a case.", add_completion=False, rich_markup_mode=None
-)
 
 Actor = Annotated[str, typer.Option("--actor", "-a", help="Who does it (an actor name).")]
 CaseId = Annotated[int, typer.Argument(metavar="ID", help="The case id.", min=0, max=MAX_ID)]
@@ -72,7 +70,6 @@ ExpectVersion = Annotated[
 
 def register(app: typer.Typer) -> None:
     app.add_typer(case_app, name="case", rich_help_panel="Work the ledger")
-    app.add_typer(measure_app, name="measure", rich_help_panel="Work the ledger")
 
 
 @case_app.command("open")
@@ -347,162 +344,3 @@ def case_list(
     more = total - offset - len(cases)
     if more > 0:
         print(f"… {more} more: --offset {offset + len(cases)} for the next page, --limit 0 for all")
-
-
-@case_app.command("fire")
-@with_engine
-def case_fire(
-    engine: Engine,
-    case_id: CaseId,
-    trigger: Annotated[
-        str, typer.Argument(metavar="TRIGGER", help="confirm, approve_plan, submit, accept, ...")
-    ],
-    actor: Actor,
-    comment: Annotated[str | None, typer.Option(help="Why (required by reject, dismiss).")] = None,
-    expect_version: ExpectVersion = None,
-    json: JsonOption = False,
-) -> None:
-    """Fire a trigger: move the case to its next state.
-
-    Example: rectiflow case fire 12 reject --actor 孙丽 --comment "佐证材料不充分"
-    """
-    before = engine.get_case(case_id)
-    case = engine.fire(case_id, trigger, actor, comment=comment, expect_version=expect_version)
-    if json:
-        print_json(engine.case_view(case_id))
-        return
-    due = f", due {stamp(case.due_at, engine)}" if case.due_at else ""
-    print(f"case {case_id}: {trigger} {before.state} → {case.state} (version {case.version}{due})")
-
-
-@case_app.command("triggers")
-@with_engine
-def case_triggers(
-    engine: Engine,
-    case_id: CaseId,
-    actor: Annotated[
-        str | None, typer.Option("--actor", "-a", help="Only what this actor may fire.")
-    ] = None,
-    json: JsonOption = False,
-) -> None:
-    """The triggers that can fire now (for an actor: its roles, units and the guards).
-
-    Example: rectiflow case triggers 12 --actor 李强
-    """
-    found = engine.triggers(case_id, actor)
-    if json:
-        print_json([
-            {"trigger": t.trigger, "source": t.source, "dest": t.dest, "roles": list(t.roles),
-             "guards": list(t.guards), "requires": list(t.requires)}
-            for t in found
-        ])  # fmt: skip
-        return
-    if not found:
-        print(f"case {case_id}: nothing can fire now" + (f" for {actor}" if actor else ""))
-        return
-    result = table("trigger", "from → to", "roles", "guards", "requires")
-    for t in found:
-        result.add_row(
-            t.trigger, f"{t.source} → {t.dest}", ", ".join(t.roles), ", ".join(t.guards),
-            ", ".join(t.requires),
-        )  # fmt: skip
-    result.print()
-
-
-@case_app.command("pause")
-@with_engine
-def case_pause(
-    engine: Engine,
-    case_id: CaseId,
-    actor: Actor,
-    comment: Annotated[str, typer.Option(help="Why the clock stops.")],
-) -> None:
-    """Stop the clock of a case (supervisor); no escalation fires while paused.
-
-    Example: rectiflow case pause 12 --actor 赵敏 --comment "等待省级统一部署"
-    """
-    engine.pause(case_id, actor, comment=comment)
-    print(f"case {case_id} paused")
-
-
-@case_app.command("resume")
-@with_engine
-def case_resume(engine: Engine, case_id: CaseId, actor: Actor) -> None:
-    """Restart the clock; the deadline moves later by the paused time.
-
-    Example: rectiflow case resume 12 --actor 赵敏
-    """
-    case = engine.resume(case_id, actor)
-    print(f"case {case_id} resumed, due {stamp(case.due_at, engine)}")
-
-
-@case_app.command("note")
-@with_engine
-def case_note(
-    engine: Engine,
-    case_id: CaseId,
-    actor: Actor,
-    text: Annotated[str, typer.Option(help="What was done (每月调度).")],
-) -> None:
-    """Add a progress note to an open case.
-
-    Example: rectiflow case note 12 --actor 李强 --text "已压缩审批时限至5个工作日"
-    """
-    note = engine.note(case_id, actor, text)
-    print(f"case {case_id}: note {note.id} added")
-
-
-@measure_app.command("add")
-@with_engine
-def measure_add(
-    engine: Engine,
-    case_id: Annotated[int, typer.Argument(metavar="CASE_ID", min=0, max=MAX_ID)],
-    text: Annotated[str, typer.Option(help="What will be done.")],
-    actor: Actor,
-    due: Annotated[str | None, typer.Option(metavar="DATE", help="YYYY-MM-DD.")] = None,
-    expect_version: ExpectVersion = None,
-) -> None:
-    """Add a measure to a case (owner); prints the measure id.
-
-    Example: rectiflow measure add 12 --text "梳理审批事项清单" --actor 李强 --due 2026-06-30
-    """
-    measure = engine.add_measure(
-        case_id, actor, text, due=parse_due(due, engine), expect_version=expect_version
-    )
-    print(measure.id)
-
-
-@measure_app.command("done")
-@with_engine
-def measure_done(
-    engine: Engine,
-    measure_id: Annotated[int, typer.Argument(metavar="MEASURE_ID", min=0, max=MAX_ID)],
-    actor: Actor,
-    evidence: Annotated[
-        Path | None,
-        typer.Option(metavar="PATH", help="A file proving it; its path and sha256 are stored."),
-    ] = None,
-) -> None:
-    """Mark a measure done (owner), optionally with an evidence file.
-
-    Example: rectiflow measure done 3 --actor 李强 --evidence 整改报告.pdf
-    """
-    measure = engine.complete_measure(measure_id, actor, evidence=evidence)
-    proof = f", evidence sha256 {measure.evidence_sha256}" if measure.evidence_sha256 else ""
-    print(f"measure {measure_id} of case {measure.case_id} done{proof}")
-
-
-@measure_app.command("verify-evidence")
-@with_engine
-def measure_verify_evidence(
-    engine: Engine,
-    measure_id: Annotated[int, typer.Argument(metavar="MEASURE_ID", min=0, max=MAX_ID)],
-) -> None:
-    """Hash a done measure's evidence file again and compare it with the stored sha256.
-
-    Exit 7 if the file changed, 3 if it is gone, 2 if the measure has no evidence.
-
-    Example: rectiflow measure verify-evidence 3
-    """
-    measure = engine.verify_evidence(measure_id)
-    print(f"evidence of measure {measure_id} intact: {measure.evidence_path}")

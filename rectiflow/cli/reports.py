@@ -111,7 +111,7 @@ def report_ranking(
 
     Example: rectiflow report ranking --period 2026-Q1 --format xlsx --out 排名.xlsx
     """
-    from rectiflow.engine.reports import parse_scheme
+    from rectiflow.engine.ranking import parse_scheme
 
     chosen = parse_scheme(read_text(scheme, "scheme"), str(scheme)) if scheme else None
     _emit("ranking", engine.ranking(period, scheme=chosen, unit=unit), fmt, out, json)

@@ -159,7 +159,7 @@ def parse_calendar_file(text: str, filename: str) -> list[tuple[dt.date, bool]]:
     if filename.lower().endswith((".yaml", ".yml")):
         import yaml
 
-        from rectiflow.engine.spec import compose_yaml
+        from rectiflow.engine.yaml_source import compose_yaml
 
         compose_yaml(text, filename)  # no aliases, not too deep, not too big
         try:

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from rectiflow.engine.errors import ValidationError
-from rectiflow.engine.storage import ImportedCase, NewCase, ref_key
+from rectiflow.engine.records import ImportedCase, NewCase, ref_key
 from rectiflow.engine.types import Case
 from rectiflow.store.reads import _IDS_PER_QUERY, SELECT_CASE, case_of
 from rectiflow.store.tables import case_co_unit_t, case_t, escalation_t, history_t, measure_t

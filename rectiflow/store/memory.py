@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from rectiflow.engine.errors import ConflictError, NotFound, ValidationError
-from rectiflow.engine.storage import CaseChange, NewCase
+from rectiflow.engine.records import CaseChange, NewCase
 from rectiflow.engine.types import (
     Actor,
     Case,

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from rectiflow.engine.errors import NotFound, ValidationError
-from rectiflow.engine.storage import ImportedCase, ref_key
+from rectiflow.engine.records import ImportedCase, ref_key
 from rectiflow.engine.types import Case, Escalation, HistoryEntry, Measure, Note, Unit
 
 

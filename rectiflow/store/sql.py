@@ -19,7 +19,7 @@ from sqlalchemy import bindparam
 
 from rectiflow.engine.errors import ConflictError, NotFound, StoreUnavailable, ValidationError
 from rectiflow.engine.history import GENESIS
-from rectiflow.engine.storage import CaseChange, NewCase, ref_key
+from rectiflow.engine.records import CaseChange, NewCase, ref_key
 from rectiflow.engine.types import (
     Actor,
     Case,

@@ -12,7 +12,8 @@ import pytest
 from rectiflow.engine.calendar import parse_calendar_file
 from rectiflow.engine.errors import ValidationError
 from rectiflow.engine.reports import parse_scheme
-from rectiflow.engine.spec import MAX_YAML_BYTES, MAX_YAML_DEPTH, parse_workflow
+from rectiflow.engine.spec import parse_workflow
+from rectiflow.engine.yaml_source import MAX_YAML_BYTES, MAX_YAML_DEPTH
 
 SHIPPED = resources.files("rectiflow.workflows").joinpath("rectification.yaml").read_text("utf-8")
 

@@ -15,7 +15,8 @@ import pytest
 from rectiflow import ConflictError, NotFound, ValidationError
 from rectiflow.engine import history
 from rectiflow.engine.escalation import Notice
-from rectiflow.engine.storage import EscalationPlan, NewCase, Store
+from rectiflow.engine.records import NewCase
+from rectiflow.engine.storage import EscalationPlan, Store
 from rectiflow.engine.types import Case, Escalation, WorkflowRecord
 from rectiflow.store import open_store
 from rectiflow.store.memory import MemoryStore
