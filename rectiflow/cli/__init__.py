@@ -1,7 +1,7 @@
 """The ``rectiflow`` command: a thin shell over Engine.
 
 Each command receives the opened Engine, calls it, prints and returns; ``main`` is the one
-place that turns errors into a line on stderr and an exit code (see DESIGN.md, Errors).
+place that turns errors into a line on stderr and an exit code (the README lists them).
 
 A command answers at once: the modules here import typer and nothing heavy, and each
 command imports what it needs (the Engine and SQLAlchemy, rich, loguru) when it runs.
