@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 from rectiflow.engine.errors import ValidationError
+from rectiflow.engine.yaml_source import LocatedChecks
 
 if TYPE_CHECKING:
     from rectiflow.engine.reports import Tally
@@ -85,23 +86,9 @@ def default_scheme() -> Scheme:
     return parse_scheme(DEFAULT_SCHEME_YAML, "default scheme")
 
 
-class _SchemeParser:
+class _SchemeParser(LocatedChecks):
     def __init__(self, loc: _Located) -> None:
         self.loc = loc
-
-    def fail(self, path: str, message: str) -> ValidationError:
-        return self.loc.error(path, message)
-
-    def mapping(self, value: Any, path: str, allowed: set[str]) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(path, "expected a mapping")
-        for key in value:
-            if key not in allowed:
-                raise self.fail(
-                    f"{path}.{key}" if path else key,
-                    f"unknown key {key!r} (allowed: {', '.join(sorted(allowed))})",
-                )
-        return value
 
     def number(self, value: Any, path: str) -> float:
         if (

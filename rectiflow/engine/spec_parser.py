@@ -13,7 +13,6 @@ from typing import Any
 
 from rectiflow.engine import guards
 from rectiflow.engine.durations import Duration, parse_duration
-from rectiflow.engine.errors import ValidationError
 from rectiflow.engine.spec import (
     _ACTION_DEFAULTS,
     _REQUIREMENTS,
@@ -27,7 +26,7 @@ from rectiflow.engine.spec import (
     WorkflowSpec,
     _closure,
 )
-from rectiflow.engine.yaml_source import _Located
+from rectiflow.engine.yaml_source import LocatedChecks, _Located
 
 _TOP_KEYS = {
     "name", "version", "title", "initial", "roles", "permissions", "states", "transitions",
@@ -41,24 +40,10 @@ _LEVEL_KEYS = {"level", "offset", "notify", "raise"}
 _LOOKBACK_KEYS = {"after", "notify", "state", "relapse"}
 
 
-class _Parser:
+class _Parser(LocatedChecks):
     def __init__(self, loc: _Located, text: str) -> None:
         self.loc = loc
         self.text = text
-
-    def fail(self, path: str, message: str) -> ValidationError:
-        return self.loc.error(path, message)
-
-    def mapping(self, value: Any, path: str, allowed: set[str]) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(path, "expected a mapping")
-        for key in value:
-            if key not in allowed:
-                child = f"{path}.{key}" if path else key
-                raise self.fail(
-                    child, f"unknown key {key!r} (allowed: {', '.join(sorted(allowed))})"
-                )
-        return value
 
     def required(self, data: dict[str, Any], key: str, path: str) -> Any:
         if key not in data or data[key] is None:

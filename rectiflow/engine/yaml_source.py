@@ -69,6 +69,27 @@ class _Located:
         )
 
 
+class LocatedChecks:
+    """What every checker of a YAML file (a workflow, a ranking scheme) starts from: a
+    refusal at a key path's line, and a mapping with none but the allowed keys."""
+
+    loc: _Located
+
+    def fail(self, path: str, message: str) -> ValidationError:
+        return self.loc.error(path, message)
+
+    def mapping(self, value: Any, path: str, allowed: set[str]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(path, "expected a mapping")
+        for key in value:
+            if key not in allowed:
+                raise self.fail(
+                    f"{path}.{key}" if path else key,
+                    f"unknown key {key!r} (allowed: {', '.join(sorted(allowed))})",
+                )
+        return value
+
+
 @functools.cache
 def _scalars() -> Any:
     import yaml
