@@ -70,12 +70,20 @@ class Directory:
 
     units: Mapping[str, Unit]
     actors: Sequence[Actor]
+    # (role, unit) → its people: a sweep asks the same few pairs for thousands of cases
+    _found: dict[tuple[str, str], list[str]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def recipients(self, role: str, unit: str) -> list[str]:
         """The people holding ``role`` nearest ``unit``: those bound to it; if none, to its
         parent; and so on up the tree; if none at all, those bound to no unit."""
-        found = self.units.get(unit)
-        return recipients(self.actors, role, found.path if found else f"/{unit}/")
+        people = self._found.get((role, unit))
+        if people is None:
+            found = self.units.get(unit)
+            path = found.path if found else f"/{unit}/"
+            people = self._found[role, unit] = recipients(self.actors, role, path)
+        return list(people)
 
     def bound_to(self, role: str, unit: str) -> list[str]:
         """The people holding ``role`` bound to ``unit`` itself (a co-unit's)."""
