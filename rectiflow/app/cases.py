@@ -27,7 +27,7 @@ from rectiflow.engine.permissions import authorize
 from rectiflow.engine.records import CaseChange, NewCase
 from rectiflow.engine.spec import SEVERITIES, TransitionSpec, WorkflowSpec
 from rectiflow.engine.storage import CaseTx
-from rectiflow.engine.types import Case, HistoryEntry, Note, Unit
+from rectiflow.engine.types import Actor, Case, HistoryEntry, Note, Unit
 
 
 class Cases(Calendar):
@@ -139,21 +139,30 @@ class Cases(Calendar):
         with self.store.case_tx(case_id) as tx:
             case = _expect(tx.case, expect_version)
             spec = self.workflow(case.workflow, case.workflow_version)
-            transition = machines.admit(spec, case, trigger, tx.actor(actor), actor)
-            if "comment" in transition.requires and comment is None:
-                raise TransitionRejected(case_id, trigger, case.state, "a comment is required")
-            if transition.distinct_from:
-                self._distinct(case, transition, actor)
-            dest = machines.fire(spec, trigger, GuardContext(case, tx.measures, comment))
-            change, entry = self._enter(spec, tx, dest, now, trigger, actor, comment)
-            updated = tx.update(change, entry)
+            updated = self._transition(spec, tx, trigger, tx.actor(actor), actor, comment, now)
         logger.bind(case_id=case_id, trigger=trigger, action="fire").info(
             "case {case_id}: {trigger} {source} -> {dest} by {actor}",
-            case_id=case_id, trigger=trigger, source=case.state, dest=dest, actor=actor,
+            case_id=case_id, trigger=trigger, source=case.state, dest=updated.state, actor=actor,
         )  # fmt: skip
         for hook in self._hooks:
             hook(updated, trigger, case.state)
         return updated
+
+    def _transition(
+        self, spec: WorkflowSpec, tx: CaseTx, trigger: str, who: Actor | None, actor: str,
+        comment: str | None, now: dt.datetime,
+    ) -> Case:  # fmt: skip
+        """Fire ``trigger`` on the held case: its checks (roles and units, a required
+        comment, separation of duties, guards), then the new visit and its history entry."""
+        case = tx.case
+        transition = machines.admit(spec, case, trigger, who, actor)
+        if "comment" in transition.requires and comment is None:
+            raise TransitionRejected(case.id, trigger, case.state, "a comment is required")
+        if transition.distinct_from:
+            self._distinct(case, transition, actor)
+        dest = machines.fire(spec, trigger, GuardContext(case, tx.measures, comment))
+        change, entry = self._enter(spec, tx, dest, now, trigger, actor, comment)
+        return tx.update(change, entry)
 
     def _enter(
         self, spec: WorkflowSpec, tx: CaseTx, dest: str, now: dt.datetime, trigger: str,

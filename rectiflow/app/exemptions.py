@@ -73,10 +73,10 @@ class Exemptions(Cases):
                 raise TransitionRejected(
                     case_id, "unexempt", case.state, "the case is not exempted"
                 )
-            self._entry(tx, "unexempt", actor, now, None)  # refuses a time before the last entry
-            change, entry = escalation.end_exemption(
-                self.rules, spec, case, min(now, case.exempt_until), now, self.audit_key, actor
+            change, data = escalation.end_exemption(
+                self.rules, spec, case, min(now, case.exempt_until)
             )
+            entry = self._entry(tx, "unexempt", actor, now, None, data=data)
             updated = tx.update(change, entry)  # type: ignore[arg-type]
         logger.bind(case_id=case_id, action="exempt").info(
             "case {case_id}: exemption ended by {actor}", case_id=case_id, actor=actor

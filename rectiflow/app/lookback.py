@@ -8,10 +8,9 @@ import datetime as dt
 from loguru import logger
 
 from rectiflow.app.cases import Cases
-from rectiflow.engine import history, machines
+from rectiflow.engine import history
 from rectiflow.engine import text as limits
 from rectiflow.engine.errors import TransitionRejected, ValidationError
-from rectiflow.engine.guards import GuardContext
 from rectiflow.engine.permissions import authorize
 from rectiflow.engine.types import Case
 
@@ -68,10 +67,7 @@ class Lookback(Cases):
                     raise TransitionRejected(
                         case_id, "lookback", case.state, "a relapse needs a comment: what came back"
                     )
-                machines.admit(spec, case, look.relapse, who, actor)
-                dest = machines.fire(spec, look.relapse, GuardContext(case, tx.measures, comment))
-                change, entry = self._enter(spec, tx, dest, now, look.relapse, actor, comment)
-                updated = tx.update(change, entry)
+                updated = self._transition(spec, tx, look.relapse, who, actor, comment, now)
         logger.bind(case_id=case_id, action="lookback").info(
             "case {case_id}: look-back {result} by {actor}",
             case_id=case_id, result=result, actor=actor,

@@ -151,12 +151,6 @@ def next_wake(
     return deadlines.next_escalation(rules, spec, due_at, index)
 
 
-def supervising_roles(spec: WorkflowSpec) -> frozenset[str]:
-    """The roles told by raising levels: theirs are found from the unit that supervises
-    the case (raised or not); every other role's from the case's own unit."""
-    return frozenset(role for level in spec.ladder if level.raises for role in level.notify)
-
-
 def people_for(
     spec: WorkflowSpec, case: Case, role: str, directory: Directory | None,
     supervising_unit: str | None = None,
@@ -166,7 +160,7 @@ def people_for(
     if directory is None:
         return [None]
     start = case.unit
-    if role in supervising_roles(spec):
+    if role in spec.supervising_roles:
         start = supervising_unit or case.supervising_unit or case.unit
     return list(directory.recipients(role, start)) or [None]
 
@@ -185,8 +179,12 @@ def plan(
     if case.exempt_until is not None:
         if case.exempt_until > now:  # exempted: nothing fires until it ends
             return EscalationPlan((), (), case.next_level, case.exempt_until)
-        change, entry = end_exemption(rules, spec, case, case.exempt_until, now, audit_key)
-        case = _apply(case, change, entry)
+        change, data = end_exemption(rules, spec, case, case.exempt_until)
+        entry = history.make_entry(
+            case.id, case.history_seq + 1, "exemption_ended", case.state, case.state,
+            SWEEP_ACTOR, now, None, case.last_hash, data, audit_key,
+        )  # fmt: skip
+        case = dataclasses.replace(case, **change, history_seq=entry.seq, last_hash=entry.hash)
     if spec.states[case.state].final:
         return _lookback(spec, case, now, directory, change, entry)
     ladder = spec.ladder
@@ -248,12 +246,11 @@ def _lookback(
 
 
 def end_exemption(
-    rules: TimeRules, spec: WorkflowSpec, case: Case, at: dt.datetime, now: dt.datetime,
-    audit_key: ChainKey | None, actor: str = SWEEP_ACTOR,
-) -> tuple[dict[str, Any], HistoryEntry]:  # fmt: skip
-    """The change and history entry that end the case's exemption at ``at`` (its ``until``,
-    or earlier when lifted by hand), written at ``now``: the stage deadline moves later by
-    the exempted time of this visit, counted as a pause's is."""
+    rules: TimeRules, spec: WorkflowSpec, case: Case, at: dt.datetime
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The change that ends the case's exemption at ``at`` (its ``until``, or earlier when
+    lifted by hand), and the data of the history entry that records it: the stage deadline
+    moves later by the exempted time of this visit, counted as a pause's is."""
     assert case.exempted_at is not None
     start = max(case.exempted_at, case.stage_entered_at)
     change: dict[str, Any] = {"exempted_at": None, "exempt_until": None, "exempt_reason": None}
@@ -269,24 +266,9 @@ def end_exemption(
             rules, spec, due_at, case.next_level
         )
         data["due_at"] = history.value(due_at)
-    trigger = "exemption_ended" if actor == SWEEP_ACTOR else "unexempt"
-    made = history.make_entry(
-        case.id, case.history_seq + 1, trigger, case.state, case.state, actor, now, None,
-        case.last_hash, data, audit_key,
-    )  # fmt: skip
-    return change, made
-
-
-def _apply(case: Case, change: Mapping[str, Any], entry: HistoryEntry | None) -> Case:
-    moved = {k: v for k, v in change.items() if k in _CASE_FIELDS}
-    if entry is not None:
-        moved.update(history_seq=entry.seq, last_hash=entry.hash)
-    return dataclasses.replace(case, **moved)
+    return change, data
 
 
 def _unique(notices: list[Notice]) -> list[Notice]:
     """One notice per key (a person holding a role in two places is told once)."""
     return list({n.key: n for n in notices}.values())
-
-
-_CASE_FIELDS = frozenset(Case.__dataclass_fields__)

@@ -128,6 +128,12 @@ class WorkflowSpec:
         return tuple(dict.fromkeys(t.trigger for t in self.transitions))
 
     @cached_property
+    def supervising_roles(self) -> frozenset[str]:
+        """The roles told by raising levels: their people are found from the unit that
+        supervises a case (raised or not); every other role's from the case's own unit."""
+        return frozenset(role for level in self.ladder if level.raises for role in level.notify)
+
+    @cached_property
     def extendable_states(self) -> frozenset[str]:
         """Where an owner may ask for more time (申请延期): the due state and the states
         on the way to it from the initial one (identify, plan, rectify), not those after."""
