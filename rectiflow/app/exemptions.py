@@ -12,7 +12,7 @@ from loguru import logger
 from rectiflow.app.cases import Cases
 from rectiflow.engine import escalation, history
 from rectiflow.engine import text as limits
-from rectiflow.engine.errors import TransitionRejected, ValidationError
+from rectiflow.engine.errors import TransitionRejected
 from rectiflow.engine.permissions import authorize
 from rectiflow.engine.types import Case
 
@@ -28,9 +28,7 @@ class Exemptions(Cases):
         case that is paused (a pause and an exemption are not merged), already exempted, or
         in a final state."""
         now = self._now(now)
-        if not reason or not reason.strip():
-            raise ValidationError("an exemption needs a reason")
-        limits.check("reason", reason.strip())
+        reason = limits.required("reason", reason, "an exemption needs a reason")
         until_at = self._end_of(until)
         with self.store.case_tx(case_id) as tx:
             case, spec = self._unfinished(tx, None, "exempt")
@@ -50,9 +48,9 @@ class Exemptions(Cases):
             if until_at <= now:
                 raise refuse(f"{self._local(until_at)} is not in the future")
             data = {"until": history.value(until_at)}
-            entry = self._entry(tx, "exempt", actor, now, reason.strip(), data=data)
+            entry = self._entry(tx, "exempt", actor, now, reason, data=data)
             updated = tx.update({
-                "exempted_at": now, "exempt_until": until_at, "exempt_reason": reason.strip(),
+                "exempted_at": now, "exempt_until": until_at, "exempt_reason": reason,
                 "next_escalation_at": until_at,
             }, entry)  # fmt: skip
         logger.bind(case_id=case_id, action="exempt").info(

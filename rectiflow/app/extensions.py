@@ -11,7 +11,7 @@ from loguru import logger
 from rectiflow.app.cases import Cases
 from rectiflow.engine import escalation, history
 from rectiflow.engine import text as limits
-from rectiflow.engine.errors import TransitionRejected, ValidationError
+from rectiflow.engine.errors import TransitionRejected
 from rectiflow.engine.permissions import authorize
 from rectiflow.engine.records import CaseChange
 from rectiflow.engine.types import Extension
@@ -34,9 +34,7 @@ class Extensions(Cases):
         due state (identify, plan, rectify), or when ``until`` is not later than the
         current deadline."""
         now = self._now(now)
-        if not reason or not reason.strip():
-            raise ValidationError("an extension request needs a reason")
-        limits.check("reason", reason.strip())
+        reason = limits.required("reason", reason, "an extension request needs a reason")
         until_at = self._end_of(until)
         with self.store.case_tx(case_id) as tx:
             case = tx.case
@@ -61,9 +59,9 @@ class Extensions(Cases):
                 )
             if any(e.status == "pending" for e in tx.extensions()):
                 raise refuse("a request is pending already: it is decided first")
-            extension = tx.add_extension(now, actor, until_at, reason.strip())
+            extension = tx.add_extension(now, actor, until_at, reason)
             data = {"extension": extension.id, "until": history.value(until_at)}
-            entry = self._entry(tx, "extension_requested", actor, now, reason.strip(), data=data)
+            entry = self._entry(tx, "extension_requested", actor, now, reason, data=data)
             tx.update({}, entry)
         logger.bind(case_id=case_id, action="extend").info(
             "case {case_id}: {actor} asks for time until {until}",

@@ -54,3 +54,12 @@ def check(field: str, value: str | None) -> str | None:
     if len(value) > limit:
         raise ValidationError(f"{field}: {len(value):,} characters, at most {limit:,}")
     return value
+
+
+def required(field: str, value: str | None, missing: str) -> str:
+    """``value`` stripped, refused with ``missing`` when it is empty, else as ``check``."""
+    stripped = value.strip() if value else ""
+    if not stripped:
+        raise ValidationError(missing)
+    check(field, stripped)
+    return stripped
